@@ -1,0 +1,44 @@
+# The two commands of the quick start are `make run` and `make test`; the rest are conveniences.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+RAW_DATA_DIR ?=
+
+.PHONY: run test dsn psql stop docs lint bench sample clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --editable '.[dev]'
+	# plain `dbt ...` after `source .venv/bin/activate` finds the project's profile
+	grep -q DBT_PROFILES_DIR $(BIN)/activate || echo 'export DBT_PROFILES_DIR="$(CURDIR)/profiles"' >> $(BIN)/activate
+	touch $@
+
+run: $(INSTALLED)  ## load the raw export (RAW_DATA_DIR=folder, or the sample), dbt build, summary
+	$(BIN)/python -m recommender run $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
+
+test: $(INSTALLED)  ## the whole test suite
+	$(BIN)/python -m pytest
+
+dsn: $(INSTALLED)  ## print a libpq URI of the warehouse
+	@$(BIN)/python -m recommender dsn
+
+psql: $(INSTALLED)  ## open psql on the warehouse
+	$(BIN)/python -m recommender psql
+
+stop: $(INSTALLED)  ## stop the embedded PostgreSQL
+	$(BIN)/python -m recommender server stop
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint models macros tests analyses
+
+bench: $(INSTALLED)  ## stock dbt seed against ours on the real export (RAW_DATA_DIR) or a generated one
+	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
+
+sample: $(INSTALLED)  ## regenerate the committed sample export in seeds/netflix
+	$(BIN)/python -m recommender sample
+
+clean:
+	rm -rf target logs

@@ -1,0 +1,1 @@
+"""netflix_warehouse's Python side: the embedded warehouse, the raw export, simulation and recommendations."""

@@ -1,0 +1,113 @@
+"""Command line: ``python -m recommender <command>``; ``--help`` lists the commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import psycopg2
+
+from recommender import exports, pipeline
+from recommender.embedded import psql_path
+from recommender.sample import write_sample
+from recommender.warehouse import Target, embedded_server, ensure_database, target_from_env
+
+
+def _warehouse() -> Target:
+    """The target the environment selects, its database created if missing (and the embedded server started)."""
+    target = target_from_env()
+    if target.embedded:
+        embedded_server().start()
+    ensure_database(target)
+    return target
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    summary = pipeline.run(_warehouse(), args.raw_data_dir)
+    print(summary.render())
+    return 0
+
+
+def cmd_check_export(args: argparse.Namespace) -> int:
+    with closing(_warehouse().connect()) as conn:
+        counts = exports.check(conn, exports.locate(args.folder))
+    for seed, rows in counts.items():
+        print(f"{seed}: {rows:,} rows")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    counts = write_sample(args.out, n_titles=args.titles, seed=args.seed)
+    print(", ".join(f"{name} {rows:,}" for name, rows in counts.items()), f"rows written to {args.out}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    server = embedded_server()
+    if args.action == "start":
+        changed = server.start()
+    elif args.action == "stop":
+        changed = server.stop()
+    else:
+        changed = False
+    state = "running" if server.is_running() else "stopped"
+    print(f"embedded PostgreSQL in {server.pgdata}: {state}{' (now)' if changed else ''}, 127.0.0.1:{server.port}")
+    return 0
+
+
+def cmd_dsn(args: argparse.Namespace) -> int:
+    print(_warehouse().uri())
+    return 0
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    target = _warehouse()
+    os.execve(psql_path(), ["psql", target.uri(), *args.extra], {**os.environ, **target.env()})
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m recommender", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="check the raw export, dbt build, print a summary")
+    run.add_argument("--raw-data-dir", type=Path, help="folder of a catalogue export (default: the committed sample)")
+    run.set_defaults(func=cmd_run)
+
+    check = commands.add_parser("check-export", help="check an export folder without loading it")
+    check.add_argument("folder", type=Path)
+    check.set_defaults(func=cmd_check_export)
+
+    sample = commands.add_parser("sample", help="write the generated sample export")
+    sample.add_argument("--out", type=Path, default=exports.SAMPLE_DIR)
+    sample.add_argument("--titles", type=int, default=600)
+    sample.add_argument("--seed", type=int, default=42)
+    sample.set_defaults(func=cmd_sample)
+
+    server = commands.add_parser("server", help="start, stop or show the embedded PostgreSQL")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.set_defaults(func=cmd_server)
+
+    commands.add_parser("dsn", help="print a libpq URI of the warehouse").set_defaults(func=cmd_dsn)
+
+    psql = commands.add_parser("psql", help="open psql on the warehouse; further arguments go to psql")
+    psql.set_defaults(func=cmd_psql, passes_extra=True)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = parser()
+    args, args.extra = root.parse_known_args(argv)
+    if args.extra and not getattr(args, "passes_extra", False):
+        root.error(f"unrecognized arguments: {' '.join(args.extra)}")
+    try:
+        return args.func(args)
+    except (exports.ExportError, pipeline.PipelineError, psycopg2.OperationalError) as exc:
+        print(f"error: {exc}".rstrip(), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

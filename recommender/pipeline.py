@@ -1,0 +1,86 @@
+"""The main job: load the raw export, build the warehouse with dbt, print what it holds."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg2 import sql
+
+from recommender import exports
+from recommender.dbt import result_counts, run_dbt
+from recommender.warehouse import PROJECT_ROOT, Target
+
+LAYERS = ("raw", "staging")
+
+
+class PipelineError(RuntimeError):
+    """A step failed; the message says which and where to look."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    source: str
+    row_counts: dict[str, int]  # "schema.table" -> rows
+    dbt_counts: dict[tuple[str, str], int]  # (resource type, status) -> nodes
+    seconds: float
+    target: Target
+
+    def render(self) -> str:
+        width = max(map(len, self.row_counts), default=0)
+        lines = [f"netflix_warehouse built from {self.source} in {self.seconds:.1f} s"]
+        lines += [f"  {name:<{width}}  {rows:>9,}" for name, rows in self.row_counts.items()]
+        passed = self.dbt_counts.get(("test", "pass"), 0)
+        warned = self.dbt_counts.get(("test", "warn"), 0)
+        built = {kind: n for (kind, status), n in self.dbt_counts.items() if kind != "test" and status == "success"}
+        lines.append(
+            f"  dbt build: {passed} tests passed, {warned} warned; "
+            + ", ".join(f"{n} {kind}s built" for kind, n in sorted(built.items()))
+        )
+        lines.append(f"  connect: psql {self.target.uri(with_password=False)}  (or: make psql, make dsn)")
+        return "\n".join(lines)
+
+
+def row_counts(target: Target, schemas: tuple[str, ...] = LAYERS) -> dict[str, int]:
+    """Rows of every table and view in ``schemas``, keyed "schema.name", in schema then name order."""
+    with closing(target.connect()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_schema = any(%s) order by array_position(%s, table_schema::text), table_name",
+            (list(schemas), list(schemas)),
+        )
+        relations = cur.fetchall()
+        counts = {}
+        for schema, name in relations:
+            cur.execute(sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
+            counts[f"{schema}.{name}"] = cur.fetchone()[0]
+        return counts
+
+
+def run(target: Target, raw_data_dir: Path | None = None, work_dir: Path = PROJECT_ROOT / "target") -> Summary:
+    """Check the export (nothing is loaded if any file is bad), then ``dbt build`` it.
+
+    ``raw_data_dir`` is a folder holding the six export files (original Kaggle
+    names or seed names); without it the committed sample in ``seeds/netflix`` is loaded.
+    ``work_dir`` is dbt's target folder; it must lie inside the project, since the
+    checked export is copied into it for ``dbt seed``.
+    """
+    started = time.perf_counter()
+    folder = raw_data_dir or exports.SAMPLE_DIR
+    files = exports.locate(folder)
+    with closing(target.connect()) as conn:
+        exports.check(conn, files)
+    raw_dir = exports.prepare(files, work_dir / "raw_export") if raw_data_dir else None
+    print(f"dbt build of {folder} into {target.uri(with_password=False)} ...", flush=True)
+    result = run_dbt(["build", "--quiet"], target, raw_dir=raw_dir, target_path=work_dir)
+    if result.returncode != 0:
+        raise PipelineError(f"dbt build failed (exit {result.returncode}); its log is above and in {work_dir}/logs")
+    return Summary(
+        source=str(folder),
+        row_counts=row_counts(target),
+        dbt_counts=dict(result_counts(work_dir)),
+        seconds=time.perf_counter() - started,
+        target=target,
+    )

@@ -1,0 +1,112 @@
+"""Fixtures: real PostgreSQL servers (never mocks), a fresh database per use, dropped afterwards.
+
+Every database test runs on the embedded server (started for the session in a
+temporary folder) and on the external server: the one the libpq variables
+select, else 127.0.0.1:5432 as user postgres. The external server is skipped
+with a reason when it does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from recommender import pipeline
+from recommender.embedded import HOST, SUPERUSER, EmbeddedServer
+from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database, target_from_env
+
+REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _external_server() -> Target:
+    if os.environ.get("PGHOST"):
+        return target_from_env().with_database("postgres")
+    return Target("127.0.0.1", 5432, SUPERUSER, "", "postgres", embedded=False)
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(pgdata=tmp_path_factory.mktemp("embedded") / "pgdata", port=_free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["embedded", "external"])
+def server(request: pytest.FixtureRequest) -> Target:
+    """A PostgreSQL server to test on, as a target whose database is the maintenance db."""
+    if request.param == "embedded":
+        port = request.getfixturevalue("embedded").port
+        return Target(HOST, port, SUPERUSER, "", "postgres", embedded=True)
+    target = _external_server()
+    try:
+        target.connect().close()
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no external PostgreSQL answers at {target.host}:{target.port}: {exc}".strip())
+    return target
+
+
+def _fresh(server: Target) -> Target:
+    target = server.with_database(f"nw_test_{uuid.uuid4().hex[:12]}")
+    ensure_database(target)
+    return target
+
+
+@pytest.fixture
+def new_database(server: Target) -> Iterator[Callable[[], Target]]:
+    """Factory of fresh databases on ``server``; each is dropped after the test."""
+    created: list[Target] = []
+
+    def make() -> Target:
+        created.append(_fresh(server))
+        return created[-1]
+
+    yield make
+    for target in created:
+        drop_database(target)
+
+
+def _work_dir() -> Path:
+    return PROJECT_ROOT / "target" / "pytest" / uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def work_dir() -> Iterator[Path]:
+    """A dbt target folder of the test's own, inside the project as dbt seed paths must be; removed after."""
+    path = _work_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(server: Target) -> Iterator[pipeline.Summary]:
+    """The committed sample built by the pipeline into a fresh database, shared by read-only tests."""
+    target, path = _fresh(server), _work_dir()
+    yield pipeline.run(target, work_dir=path)
+    drop_database(target)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def database(new_database: Callable[[], Target]) -> Target:
+    return new_database()
+
+
+@pytest.fixture
+def real_export() -> Path:
+    if not (REAL_EXPORT / "raw_titles.csv").is_file():
+        pytest.skip(f"the real catalogue export is not at {REAL_EXPORT}")
+    return REAL_EXPORT
