@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 
 from recommender import exports, pipeline
-from recommender.embedded import psql_path
+from recommender.embedded import EmbeddedServerError, psql_path
 from recommender.sample import write_sample
 from recommender.warehouse import Target, embedded_server, ensure_database, target_from_env
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         root.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args)
-    except (exports.ExportError, pipeline.PipelineError, psycopg2.OperationalError) as exc:
+    except (exports.ExportError, pipeline.PipelineError, EmbeddedServerError, psycopg2.OperationalError) as exc:
         print(f"error: {exc}".rstrip(), file=sys.stderr)
         return 2
 

