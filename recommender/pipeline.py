@@ -13,7 +13,7 @@ from recommender import exports
 from recommender.dbt import result_counts, run_dbt
 from recommender.warehouse import PROJECT_ROOT, Target
 
-LAYERS = ("raw", "staging")
+LAYERS = ("raw", "staging", "core", "marts")
 
 
 class PipelineError(RuntimeError):

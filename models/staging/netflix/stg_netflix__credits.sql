@@ -1,7 +1,12 @@
 with
 
+-- dbt seed appends rows in file order to a fresh or truncated table, so the
+-- physical order (ctid) is the export's order: title by title, in billing order
 source as (
-    select * from {{ ref('raw_credits') }}
+    select
+        *,
+        row_number() over (order by ctid) as file_position
+    from {{ ref('raw_credits') }}
 ),
 
 renamed as (
@@ -13,7 +18,10 @@ renamed as (
         -- text
         {{ clean_text('name') }} as person_name,
         {{ clean_text('character') }} as character_name,
-        lower(role) as credit_role
+        lower(role) as credit_role,
+
+        -- numbers
+        file_position as credit_position
 
     from source
 )
