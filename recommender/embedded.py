@@ -2,8 +2,9 @@
 
 pgserver itself listens on a Unix socket only; pgAdmin and psql on the host need
 TCP, so this module runs ``pg_ctl`` with the wheel's binaries on 127.0.0.1 and a
-fixed port. Authentication is ``trust`` on loopback: it is a single-user
-development server, reachable from this machine only.
+fixed port. The owner (``postgres``) is trusted on loopback: it is a single-user
+development server, reachable from this machine only; the access roles log in
+with passwords (see ``recommender.access``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ with warnings.catch_warnings():
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
+# The owner connects without a password; every other role (analyst,
+# data_scientist) must give its password, even on loopback.
+PG_HBA = f"""\
+host all {SUPERUSER} {HOST}/32 trust
+host all all {HOST}/32 scram-sha-256
+"""
 
 
 BIN = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
@@ -73,6 +80,7 @@ class EmbeddedServer:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         # pgserver's initdb runs as the right system user and fixes folder permissions
         PostgresServer(self.pgdata, cleanup_mode=None).ensure_pgdata_inited()
+        (self.pgdata / "pg_hba.conf").write_text(PG_HBA)
         log = self.pgdata / "server.log"
         result = self._pg_ctl("-w", "-t", "60", "-l", str(log), "-o", f'-h {HOST} -p {self.port} -k ""', "start")
         if result.returncode != 0:

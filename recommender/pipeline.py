@@ -9,7 +9,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from recommender import exports
+from recommender import access, exports, quality
 from recommender.dbt import result_counts, run_dbt
 from recommender.warehouse import PROJECT_ROOT, Target
 
@@ -25,6 +25,8 @@ class Summary:
     source: str
     row_counts: dict[str, int]  # "schema.table" -> rows
     dbt_counts: dict[tuple[str, str], int]  # (resource type, status) -> nodes
+    unmatched_rankings: int
+    quality: quality.QualityReport
     seconds: float
     target: Target
 
@@ -32,14 +34,21 @@ class Summary:
         width = max(map(len, self.row_counts), default=0)
         lines = [f"netflix_warehouse built from {self.source} in {self.seconds:.1f} s"]
         lines += [f"  {name:<{width}}  {rows:>9,}" for name, rows in self.row_counts.items()]
-        passed = self.dbt_counts.get(("test", "pass"), 0)
+        tests = {kind: self.dbt_counts.get((kind, "pass"), 0) for kind in ("test", "unit_test")}
         warned = self.dbt_counts.get(("test", "warn"), 0)
-        built = {kind: n for (kind, status), n in self.dbt_counts.items() if kind != "test" and status == "success"}
+        built = {
+            kind: n
+            for (kind, status), n in self.dbt_counts.items()
+            if kind in ("model", "seed") and status == "success"
+        }
         lines.append(
-            f"  dbt build: {passed} tests passed, {warned} warned; "
+            f"  dbt build: {tests['test']} data tests and {tests['unit_test']} unit tests passed, {warned} warned; "
             + ", ".join(f"{n} {kind}s built" for kind, n in sorted(built.items()))
         )
+        lines.append(f"  best-of entries matching no title: {self.unmatched_rankings} (kept in core.title_rankings)")
+        lines.append(f"  {self.quality.render()}")
         lines.append(f"  connect: psql {self.target.uri(with_password=False)}  (or: make psql, make dsn)")
+        lines.append(f"  analysts: user analyst, password in {access.password_file('analyst')} (see README)")
         return "\n".join(lines)
 
 
@@ -77,10 +86,25 @@ def run(target: Target, raw_data_dir: Path | None = None, work_dir: Path = PROJE
     result = run_dbt(["build", "--quiet"], target, raw_dir=raw_dir, target_path=work_dir)
     if result.returncode != 0:
         raise PipelineError(f"dbt build failed (exit {result.returncode}); its log is above and in {work_dir}/logs")
+    with closing(target.connect()) as conn:
+        access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
+    try:
+        report = quality.validate(target, work_dir)
+    except quality.QualityError as exc:
+        raise PipelineError(f"data quality checks failed after dbt build; {exc}") from exc
+    counts = row_counts(target)
     return Summary(
         source=str(folder),
-        row_counts=row_counts(target),
+        row_counts=counts,
         dbt_counts=dict(result_counts(work_dir)),
+        unmatched_rankings=_scalar(target, "select count(*) from core.title_rankings where content_id is null"),
+        quality=report,
         seconds=time.perf_counter() - started,
         target=target,
     )
+
+
+def _scalar(target: Target, query: str) -> int:
+    with closing(target.connect()) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchone()[0]

@@ -1,0 +1,48 @@
+"""Logins for the access roles dbt creates (``analyst``, ``data_scientist``), and their passwords.
+
+dbt creates both roles without login (``macros/create_access_roles.sql``) and grants
+them read access to what it builds. This module gives them a login and a password
+taken from the environment, or generated once into the git-ignored ``.secrets/``
+folder, so no secret is ever in the repository or in dbt's logs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from psycopg2 import sql
+from psycopg2.extensions import connection
+
+from recommender.warehouse import PROJECT_ROOT
+
+SECRETS_DIR = PROJECT_ROOT / ".secrets"
+PASSWORD_VARIABLES = {"analyst": "NETFLIX_ANALYST_PASSWORD", "data_scientist": "NETFLIX_DATA_SCIENTIST_PASSWORD"}
+
+
+def password_file(role: str, secrets_dir: Path = SECRETS_DIR) -> Path:
+    return secrets_dir / f"{role}_password"
+
+
+def role_password(role: str, environ: Mapping[str, str] = os.environ, secrets_dir: Path = SECRETS_DIR) -> str:
+    """The role's password: from its environment variable, else from its file, generated on first use."""
+    if value := environ.get(PASSWORD_VARIABLES[role]):
+        return value
+    path = password_file(role, secrets_dir)
+    if not path.exists():
+        secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
+
+def enable_logins(conn: connection, passwords: Mapping[str, str]) -> None:
+    """Let each role log in with its password and connect to this database (in one transaction)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("select current_database()")
+        database = sql.Identifier(cur.fetchone()[0])
+        for role, password in passwords.items():
+            cur.execute(sql.SQL("alter role {} with login password %s").format(sql.Identifier(role)), (password,))
+            cur.execute(sql.SQL("grant connect on database {} to {}").format(database, sql.Identifier(role)))
