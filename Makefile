@@ -29,6 +29,9 @@ psql: $(INSTALLED)  ## open psql on the warehouse
 stop: $(INSTALLED)  ## stop the embedded PostgreSQL
 	$(BIN)/python -m recommender server stop
 
+docs: $(INSTALLED)  ## build the dbt docs site (the data dictionary) into target/
+	$(BIN)/python -m recommender docs
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -37,7 +40,7 @@ lint: $(INSTALLED)
 bench: $(INSTALLED)  ## stock dbt seed against ours on the real export (RAW_DATA_DIR) or a generated one
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
 
-sample: $(INSTALLED)  ## regenerate the committed sample export in seeds/netflix
+sample: $(INSTALLED)  ## regenerate the committed sample export and the ISO 3166 reference seed
 	$(BIN)/python -m recommender sample
 
 clean:

@@ -4,16 +4,15 @@
     (recommender/access.py): dbt never sees a secret. Run as on-run-start, so
     plain `dbt build` on a new server can apply its grants. -#}
 {% macro create_access_roles() %}
-    {% set statement_timeout = var('analyst_statement_timeout', '60s') %}
-    {% for role in ['analyst', 'data_scientist'] %}
-        do $$
-        begin
-            create role {{ role }} nologin;
-        exception when duplicate_object then null;
-        end
-        $$;
-    {% endfor %}
-    alter role analyst set default_transaction_read_only = on;
-    alter role analyst set statement_timeout = '{{ statement_timeout }}';
-    alter role analyst set idle_in_transaction_session_timeout = '5min';
+{%- for role in ['analyst', 'data_scientist'] %}
+do $$
+begin
+    create role {{ role }} nologin;
+exception when duplicate_object then null;
+end
+$$;
+{%- endfor %}
+alter role analyst set default_transaction_read_only = on;
+alter role analyst set statement_timeout = '{{ var("analyst_statement_timeout", "60s") }}';
+alter role analyst set idle_in_transaction_session_timeout = '5min';
 {% endmacro %}

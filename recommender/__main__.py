@@ -11,9 +11,11 @@ from pathlib import Path
 import psycopg2
 
 from recommender import exports, pipeline
+from recommender.countries import REFERENCE_SEED, write_reference
+from recommender.dbt import run_dbt
 from recommender.embedded import EmbeddedServerError, psql_path
 from recommender.sample import write_sample
-from recommender.warehouse import Target, embedded_server, ensure_database, target_from_env
+from recommender.warehouse import PROJECT_ROOT, Target, embedded_server, ensure_database, target_from_env
 
 
 def _warehouse() -> Target:
@@ -42,7 +44,17 @@ def cmd_check_export(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     counts = write_sample(args.out, n_titles=args.titles, seed=args.seed)
     print(", ".join(f"{name} {rows:,}" for name, rows in counts.items()), f"rows written to {args.out}")
+    print(f"{write_reference():,} countries written to {REFERENCE_SEED}")
     return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    result = run_dbt(["docs", "generate"], _warehouse())
+    if result.returncode == 0:
+        print(
+            f"dbt docs site: {PROJECT_ROOT / 'target' / 'index.html'} (or: source .venv/bin/activate; dbt docs serve)"
+        )
+    return result.returncode
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -86,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=42)
     sample.set_defaults(func=cmd_sample)
 
+    commands.add_parser("docs", help="build the dbt docs site into target/").set_defaults(func=cmd_docs)
+
     server = commands.add_parser("server", help="start, stop or show the embedded PostgreSQL")
     server.add_argument("action", choices=("start", "stop", "status"))
     server.set_defaults(func=cmd_server)
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         root.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args)
-    except (exports.ExportError, pipeline.PipelineError, EmbeddedServerError, psycopg2.OperationalError) as exc:
+    except (exports.ExportError, pipeline.PipelineError, EmbeddedServerError, psycopg2.Error) as exc:
         print(f"error: {exc}".rstrip(), file=sys.stderr)
         return 2
 

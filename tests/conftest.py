@@ -105,8 +105,22 @@ def database(new_database: Callable[[], Target]) -> Target:
     return new_database()
 
 
-@pytest.fixture
-def real_export() -> Path:
+def _real_export() -> Path:
     if not (REAL_EXPORT / "raw_titles.csv").is_file():
         pytest.skip(f"the real catalogue export is not at {REAL_EXPORT}")
     return REAL_EXPORT
+
+
+@pytest.fixture
+def real_export() -> Path:
+    return _real_export()
+
+
+@pytest.fixture(scope="session")
+def real_warehouse(server: Target) -> Iterator[pipeline.Summary]:
+    """The real export built by the pipeline into a fresh database (skipped without the export)."""
+    export = _real_export()
+    target, path = _fresh(server), _work_dir()
+    yield pipeline.run(target, export, work_dir=path)
+    drop_database(target)
+    shutil.rmtree(path, ignore_errors=True)

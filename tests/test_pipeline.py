@@ -97,10 +97,9 @@ def test_credits_keep_null_like_characters_and_trim_names(sample_warehouse: pipe
 
 
 @pytest.mark.real_export
-def test_real_export_loads_every_row(database: Target, real_export: Path, work_dir: Path) -> None:
-    summary = pipeline.run(database, real_export, work_dir=work_dir)
-    assert {name: summary.row_counts[name] for name in REAL_COUNTS} == REAL_COUNTS
-    assert {status for (_, status) in summary.dbt_counts} <= {"success", "pass"}
+def test_real_export_loads_every_row(real_warehouse: pipeline.Summary) -> None:
+    assert {name: real_warehouse.row_counts[name] for name in REAL_COUNTS} == REAL_COUNTS
+    assert {status for (_, status) in real_warehouse.dbt_counts} <= {"success", "pass"}
 
 
 @pytest.mark.real_export

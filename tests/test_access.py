@@ -1,0 +1,114 @@
+"""Access roles on real servers: analyst reads and cannot write anything; data_scientist reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from recommender import access, pipeline
+from recommender.warehouse import Target
+
+SCHEMAS = ("raw", "staging", "core", "marts")
+TABLES = {"raw": "raw_titles", "staging": "stg_netflix__titles", "core": "titles", "marts": "catalogue"}
+
+
+def _login(target: Target, role: str, password: str | None = None) -> psycopg2.extensions.connection:
+    return psycopg2.connect(
+        host=target.host,
+        port=target.port,
+        dbname=target.database,
+        user=role,
+        password=password if password is not None else access.role_password(role),
+        connect_timeout=5,
+    )
+
+
+@pytest.fixture
+def analyst(sample_warehouse: pipeline.Summary) -> Iterator[psycopg2.extensions.connection]:
+    conn = _login(sample_warehouse.target, "analyst")
+    yield conn
+    conn.close()
+
+
+def _writes() -> list[str]:
+    """Every kind of write an analyst might try, in every schema dbt builds (staging holds views)."""
+    attempts = ["create schema analyst_scratch", "create table public.analyst_scratch (x int)"]
+    for schema in SCHEMAS:
+        table = f"{schema}.{TABLES[schema]}"
+        attempts += [
+            f"create table {schema}.analyst_scratch (x int)",
+            f"create view {schema}.analyst_scratch as select 1 as x",
+            f"insert into {table} select * from {table} limit 1",
+            f"update {table} set title = title",
+            f"delete from {table}",
+            f"truncate {table}",
+            f"drop {'view' if schema == 'staging' else 'table'} {table}",
+            f"alter table {table} add column analyst_note text",
+            f"copy {table} from stdin",
+            f"copy {table} to '/tmp/analyst_copy.csv'",
+        ]
+    return attempts
+
+
+def test_analyst_reads_every_layer(analyst: psycopg2.extensions.connection, sample_warehouse) -> None:
+    with analyst.cursor() as cur:
+        for schema in SCHEMAS:
+            cur.execute(f"select count(*) from {schema}.{TABLES[schema]}")
+            assert cur.fetchone()[0] == sample_warehouse.row_counts[f"{schema}.{TABLES[schema]}"]
+        cur.execute("show statement_timeout")
+        assert cur.fetchone()[0] == "1min"
+
+
+@pytest.mark.parametrize("read_write_session", [False, True], ids=["default-session", "read-write-session"])
+def test_analyst_cannot_write_anything(analyst: psycopg2.extensions.connection, read_write_session: bool) -> None:
+    """Refused by privileges, not only by the read-only default the role sessions start with."""
+    analyst.autocommit = True
+    if read_write_session:
+        with analyst.cursor() as cur:
+            cur.execute("set default_transaction_read_only = off")
+    succeeded, refused_otherwise = [], []
+    attempts = _writes()
+    for statement in attempts:
+        with analyst.cursor() as cur:
+            try:
+                cur.execute(statement)
+            except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ReadOnlySqlTransaction):
+                pass
+            except psycopg2.Error as exc:
+                refused_otherwise.append((statement, type(exc).__name__))
+            else:
+                succeeded.append(statement)
+    assert len(attempts) == 42
+    assert succeeded == []
+    # Only row changes to the staging views fail before the privilege check: views that are not updatable.
+    assert {statement for statement, _ in refused_otherwise} <= {
+        f"{verb} staging.stg_netflix__titles" for verb in ("delete from", "truncate")
+    } | {
+        "insert into staging.stg_netflix__titles select * from staging.stg_netflix__titles limit 1",
+        "update staging.stg_netflix__titles set title = title",
+    }
+
+
+def test_data_scientist_reads_the_marts(sample_warehouse: pipeline.Summary) -> None:
+    conn = _login(sample_warehouse.target, "data_scientist")
+    with conn, conn.cursor() as cur:
+        cur.execute("select count(*) from marts.ml_title_features")
+        assert cur.fetchone()[0] == sample_warehouse.row_counts["marts.ml_title_features"]
+    conn.close()
+
+
+def test_embedded_server_demands_the_analyst_password(sample_warehouse: pipeline.Summary) -> None:
+    if not sample_warehouse.target.embedded:
+        pytest.skip("the external server's authentication is its owner's (trust on our machines)")
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        _login(sample_warehouse.target, "analyst", password="not-the-password")
+
+
+def test_passwords_come_from_the_environment_or_a_private_file(tmp_path) -> None:
+    assert access.role_password("analyst", {"NETFLIX_ANALYST_PASSWORD": "s3cret"}, tmp_path) == "s3cret"
+    generated = access.role_password("analyst", {}, tmp_path)
+    assert len(generated) >= 24
+    assert access.role_password("analyst", {}, tmp_path) == generated  # generated once, then reused
+    assert (tmp_path / "analyst_password").stat().st_mode & 0o077 == 0
