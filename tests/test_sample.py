@@ -7,6 +7,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from recommender.countries import REFERENCE_SEED, write_reference
 from recommender.exports import ORIGINAL_NAMES, SAMPLE_DIR
 from recommender.sample import write_sample
 
@@ -76,3 +77,14 @@ def test_sample_headers_are_the_real_headers(real_export: Path) -> None:
             real_header = next(csv.reader(fh))
         with (SAMPLE_DIR / f"{name}.csv").open(encoding="utf-8", newline="") as fh:
             assert next(csv.reader(fh)) == real_header, name
+
+
+def test_committed_country_reference_is_what_the_generator_writes(tmp_path: Path) -> None:
+    rows = write_reference(tmp_path / "countries.csv")
+    assert REFERENCE_SEED.read_bytes() == (tmp_path / "countries.csv").read_bytes(), "regenerate with `make sample`"
+    countries = {row["country_code"]: row for row in _rows(REFERENCE_SEED)}
+    assert len(countries) == rows
+    assert countries["NA"]["country_name"] == "Namibia"
+    assert countries["SU"]["country_status"] == "historic"
+    assert countries["XX"]["country_status"] == "unknown"
+    assert "CS" not in countries  # it named two countries in turn
