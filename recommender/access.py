@@ -1,4 +1,5 @@
-"""Logins for the access roles dbt creates (``analyst``, ``data_scientist``), and their passwords.
+"""Logins for the access roles dbt creates (``analyst``, ``data_scientist``), their passwords,
+and their rights in the schemas the Python side owns (``app``, ``predictions``).
 
 dbt creates both roles without login (``macros/create_access_roles.sql``) and grants
 them read access to what it builds. This module gives them a login and a password
@@ -19,6 +20,8 @@ from psycopg2.extensions import connection
 from recommender.warehouse import PROJECT_ROOT
 
 SECRETS_DIR = PROJECT_ROOT / ".secrets"
+# Schemas the Python side owns (simulated activity; published recommendations).
+PYTHON_SCHEMAS = ("app", "predictions")
 PASSWORD_VARIABLES = {"analyst": "NETFLIX_ANALYST_PASSWORD", "data_scientist": "NETFLIX_DATA_SCIENTIST_PASSWORD"}
 
 
@@ -46,3 +49,26 @@ def enable_logins(conn: connection, passwords: Mapping[str, str]) -> None:
         for role, password in passwords.items():
             cur.execute(sql.SQL("alter role {} with login password %s").format(sql.Identifier(role)), (password,))
             cur.execute(sql.SQL("grant connect on database {} to {}").format(database, sql.Identifier(role)))
+
+
+def prepare_python_schemas(conn: connection) -> None:
+    """Create ``app`` and ``predictions`` if missing: data_scientist writes both, analyst reads predictions.
+
+    Default privileges cover the tables this connection's role creates there later.
+    """
+    with conn, conn.cursor() as cur:
+        for name in PYTHON_SCHEMAS:
+            schema = sql.Identifier(name)
+            cur.execute(sql.SQL("create schema if not exists {}").format(schema))
+            cur.execute(sql.SQL("grant usage, create on schema {} to data_scientist").format(schema))
+            for statement in (
+                "grant select, insert, update, delete on all tables in schema {} to data_scientist",
+                "alter default privileges in schema {}"
+                " grant select, insert, update, delete on tables to data_scientist",
+                "grant usage, select on all sequences in schema {} to data_scientist",
+                "alter default privileges in schema {} grant usage, select on sequences to data_scientist",
+            ):
+                cur.execute(sql.SQL(statement).format(schema))
+        cur.execute("grant usage on schema predictions to analyst")
+        cur.execute("grant select on all tables in schema predictions to analyst")
+        cur.execute("alter default privileges in schema predictions grant select on tables to analyst")

@@ -88,6 +88,7 @@ def run(target: Target, raw_data_dir: Path | None = None, work_dir: Path = PROJE
         raise PipelineError(f"dbt build failed (exit {result.returncode}); its log is above and in {work_dir}/logs")
     with closing(target.connect()) as conn:
         access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
+        access.prepare_python_schemas(conn)
     try:
         report = quality.validate(target, work_dir)
     except quality.QualityError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import psycopg2
 import pytest
@@ -25,16 +26,30 @@ def _login(target: Target, role: str, password: str | None = None) -> psycopg2.e
     )
 
 
+@pytest.fixture(scope="session")
+def published(sample_warehouse: pipeline.Summary) -> pipeline.Summary:
+    """The sample warehouse with a table the owner created in predictions, as the publisher will."""
+    with closing(sample_warehouse.target.connect()) as conn, conn, conn.cursor() as cur:
+        cur.execute("create table if not exists predictions.published (x int)")
+        cur.execute("insert into predictions.published values (1)")
+    return sample_warehouse
+
+
 @pytest.fixture
-def analyst(sample_warehouse: pipeline.Summary) -> Iterator[psycopg2.extensions.connection]:
-    conn = _login(sample_warehouse.target, "analyst")
+def analyst(published: pipeline.Summary) -> Iterator[psycopg2.extensions.connection]:
+    conn = _login(published.target, "analyst")
     yield conn
     conn.close()
 
 
 def _writes() -> list[str]:
     """Every kind of write an analyst might try, in every schema dbt builds (staging holds views)."""
-    attempts = ["create schema analyst_scratch", "create table public.analyst_scratch (x int)"]
+    attempts = [
+        "create schema analyst_scratch",
+        *(f"create table {schema}.analyst_scratch (x int)" for schema in ("public", "app", "predictions")),
+        "insert into predictions.published select 1",
+        "delete from predictions.published",
+    ]
     for schema in SCHEMAS:
         table = f"{schema}.{TABLES[schema]}"
         attempts += [
@@ -80,7 +95,7 @@ def test_analyst_cannot_write_anything(analyst: psycopg2.extensions.connection, 
                 refused_otherwise.append((statement, type(exc).__name__))
             else:
                 succeeded.append(statement)
-    assert len(attempts) == 42
+    assert len(attempts) == 46
     assert succeeded == []
     # Only row changes to the staging views fail before the privilege check: views that are not updatable.
     assert {statement for statement, _ in refused_otherwise} <= {
@@ -91,12 +106,27 @@ def test_analyst_cannot_write_anything(analyst: psycopg2.extensions.connection, 
     }
 
 
-def test_data_scientist_reads_the_marts(sample_warehouse: pipeline.Summary) -> None:
+def test_data_scientist_reads_the_marts_and_writes_app_and_predictions(published: pipeline.Summary) -> None:
+    sample_warehouse = published
     conn = _login(sample_warehouse.target, "data_scientist")
     with conn, conn.cursor() as cur:
+        cur.execute("set default_transaction_read_only = off")
         cur.execute("select count(*) from marts.ml_title_features")
         assert cur.fetchone()[0] == sample_warehouse.row_counts["marts.ml_title_features"]
+        cur.execute("create table app.scientist_scratch (x int)")
+        cur.execute("insert into app.scientist_scratch values (1)")
+        cur.execute("insert into predictions.published values (2)")  # a table the owner created
+        cur.execute("select count(*) from predictions.published")
+        assert cur.fetchone()[0] == 2
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("create table core.scientist_scratch (x int)")
     conn.close()
+
+
+def test_analyst_reads_predictions(analyst: psycopg2.extensions.connection) -> None:
+    with analyst.cursor() as cur:
+        cur.execute("select count(*) from predictions.published")
+        assert cur.fetchone()[0] >= 1
 
 
 def test_embedded_server_demands_the_analyst_password(sample_warehouse: pipeline.Summary) -> None:
