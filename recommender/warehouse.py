@@ -9,11 +9,12 @@ them. Without ``PGHOST`` the warehouse is the embedded server (``.pgdata/``,
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection
@@ -110,3 +111,73 @@ def drop_database(target: Target) -> None:
             cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target.database)))
     finally:
         conn.close()
+
+
+def _relation_columns(conn: connection, name: str) -> list[str]:
+    schema, _, table = name.rpartition(".")
+    with conn.cursor() as cur:
+        cur.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = %s and table_name = %s order by ordinal_position",
+            (schema or "public", table),
+        )
+        columns = [column for (column,) in cur.fetchall()]
+    if not columns:
+        raise LookupError(f"no table or view {name!r} in the warehouse (name it as schema.table, e.g. marts.catalogue)")
+    return columns
+
+
+def read_table(
+    conn: connection,
+    name: str,
+    *,
+    columns: Sequence[str] | None = None,
+    where: Mapping[str, object] | None = None,
+    order_by: Sequence[str] | None = None,
+    limit: int | None = None,
+    chunksize: int | None = None,
+) -> pd.DataFrame | Iterator[pd.DataFrame]:
+    """Read a warehouse table or view (``schema.table``) into pandas.
+
+    ``columns`` picks columns; ``where`` filters rows: ``{"content_type": "movie"}``
+    is equality, a list or tuple means "any of", None means "is null". With
+    ``chunksize`` the rows stream from a server-side cursor, ``chunksize`` at a time,
+    as an iterator of DataFrames (for tables larger than memory).
+    """
+    available = _relation_columns(conn, name)
+    unknown = [c for c in [*(columns or ()), *(where or {}), *(order_by or ())] if c not in available]
+    if unknown:
+        raise KeyError(f"{name} has no column {', '.join(map(repr, unknown))}; it has: {', '.join(available)}")
+    schema, _, table = name.rpartition(".")
+    query = sql.SQL("select {} from {}.{}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns or available)), sql.Identifier(schema), sql.Identifier(table)
+    )
+    conditions, params = [], []
+    for column, value in (where or {}).items():
+        if value is None:
+            conditions.append(sql.SQL("{} is null").format(sql.Identifier(column)))
+        elif isinstance(value, list | tuple | set | frozenset):
+            conditions.append(sql.SQL("{} = any(%s)").format(sql.Identifier(column)))
+            params.append(list(value))
+        else:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if conditions:
+        query += sql.SQL(" where ") + sql.SQL(" and ").join(conditions)
+    if order_by:
+        query += sql.SQL(" order by ") + sql.SQL(", ").join(map(sql.Identifier, order_by))
+    if limit is not None:
+        query += sql.SQL(" limit {}").format(sql.Literal(int(limit)))
+    if chunksize is None:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return pd.DataFrame.from_records(cur.fetchall(), columns=[d.name for d in cur.description])
+    return _chunks(conn, query, params, chunksize)
+
+
+def _chunks(conn: connection, query: sql.Composable, params: list[object], chunksize: int) -> Iterator[pd.DataFrame]:
+    with conn.cursor(name=f"read_{id(query)}") as cur:  # a named cursor streams from the server
+        cur.itersize = chunksize
+        cur.execute(query, params)
+        while rows := cur.fetchmany(chunksize):
+            yield pd.DataFrame.from_records(rows, columns=[d.name for d in cur.description])

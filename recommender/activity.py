@@ -1,0 +1,285 @@
+"""Users and their viewing activity in schema ``app``: the tables, validated writes, typed reads.
+
+The data scientists' simulations (and the built-in simulator) write here with
+``write_users`` and ``write_events``. Every batch is checked whole before anything
+is written: pandera checks columns, types and ranges, and the references to titles
+(``core.titles``), countries (``core.countries``) and users (``app.users``) are
+checked against the warehouse. An invalid batch raises ``BatchError`` listing each
+offending row and why; nothing of it is written. A valid batch goes in by one COPY
+inside one transaction, and is registered in ``app.batches`` under a digest of its
+content, so writing the same batch again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pyarrow_lib
+import pyarrow.csv as pyarrow_csv
+from pandera.typing import Series
+from psycopg2 import errors, sql
+from psycopg2.extensions import connection
+
+from recommender.warehouse import read_table
+
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+PLANS = ("basic", "standard", "premium")
+DEVICES = ("tv", "mobile", "tablet", "web")
+
+DDL = f"""
+create schema if not exists app;
+
+create table if not exists app.batches (
+    batch_id text primary key,
+    kind text not null check (kind in ('users', 'viewing_events')),
+    row_count integer not null check (row_count >= 0),
+    written_at timestamptz not null default now()
+);
+
+create table if not exists app.users (
+    user_id bigint primary key check (user_id > 0),
+    age_band text not null check (age_band in {AGE_BANDS}),
+    country_code text not null check (country_code ~ '^[A-Z]{{2}}$'),
+    signup_date date not null,
+    plan text not null check (plan in {PLANS}),
+    device text not null check (device in {DEVICES}),
+    language text not null check (language ~ '^[a-z]{{2}}$'),
+    attributes jsonb not null default '{{}}' check (jsonb_typeof(attributes) = 'object'),
+    batch_id text not null,
+    written_at timestamptz not null default now()
+);
+
+create table if not exists app.viewing_events (
+    event_id bigint primary key,
+    user_id bigint not null references app.users (user_id),
+    content_id text not null check (content_id ~ '^t[ms][0-9]+$'),
+    started_at timestamptz not null,
+    seconds_watched integer not null check (seconds_watched >= 0),
+    completion_ratio real not null check (completion_ratio between 0 and 1),
+    rating smallint check (rating between 1 and 5),
+    device text not null check (device in {DEVICES}),
+    batch_id text not null,
+    written_at timestamptz not null default now()
+);
+
+create index if not exists viewing_events_written_at on app.viewing_events (written_at);
+"""
+
+
+class UserBatch(pa.DataFrameModel):
+    """One row per user. ``attributes`` holds extra fields (a dict per row, or None for none)."""
+
+    user_id: Series[int] = pa.Field(gt=0, unique=True)
+    age_band: Series[str] = pa.Field(isin=AGE_BANDS)
+    country_code: Series[str] = pa.Field(str_matches=r"^[A-Z]{2}$")
+    signup_date: Series[pa.DateTime]
+    plan: Series[str] = pa.Field(isin=PLANS)
+    device: Series[str] = pa.Field(isin=DEVICES)
+    language: Series[str] = pa.Field(str_matches=r"^[a-z]{2}$")
+    attributes: Series[object] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+        ordered = False
+
+
+class EventBatch(pa.DataFrameModel):
+    """One row per viewing session. ``started_at`` is UTC; ``rating`` is optional (1 to 5)."""
+
+    event_id: Series[int] = pa.Field(unique=True)
+    user_id: Series[int] = pa.Field(gt=0)
+    content_id: Series[str] = pa.Field(str_matches=r"^t[ms][0-9]+$")
+    started_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
+    seconds_watched: Series[int] = pa.Field(ge=0)
+    completion_ratio: Series[float] = pa.Field(ge=0, le=1)
+    rating: Series[pd.Int16Dtype] = pa.Field(ge=1, le=5, nullable=True)
+    device: Series[str] = pa.Field(isin=DEVICES)
+
+    class Config:
+        strict = True
+        coerce = True
+        ordered = False
+
+
+USER_COLUMNS = list(UserBatch.to_schema().columns)
+EVENT_COLUMNS = list(EventBatch.to_schema().columns)
+
+
+class BatchError(ValueError):
+    """A batch was refused whole. ``problems`` has one row per offending row and reason."""
+
+    def __init__(self, kind: str, problems: pd.DataFrame) -> None:
+        self.problems = problems
+        shown = "\n  ".join(
+            f"row {row.row}: {row.column}={row.value!r}: {row.reason}" for row in problems.head(20).itertuples()
+        )
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{kind} batch refused, nothing written: {len(problems)} problem(s)\n  {shown}{more}")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    kind: str
+    batch_id: str
+    rows: int
+    written: bool  # False: this exact batch was already in the warehouse
+
+    def __str__(self) -> str:
+        state = "written" if self.written else "already in the warehouse, skipped"
+        return f"{self.kind} batch {self.batch_id}: {self.rows:,} rows {state}"
+
+
+def ensure_schema(conn: connection) -> None:
+    """Create schema ``app`` and its tables if missing (idempotent)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(DDL)
+
+
+def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The frame coerced to ``model`` (or as given, if it does not conform) and its problems, one row each."""
+    try:
+        return model.validate(frame, lazy=True), _no_problems()
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        problems = pd.DataFrame(
+            {
+                "row": cases["index"].astype("Int64"),
+                "column": cases["column"].fillna(cases["schema_context"]).astype(str),
+                "value": cases["failure_case"],
+                "reason": cases["check"].astype(str),
+            }
+        )
+        return frame, problems
+
+
+def _no_problems() -> pd.DataFrame:
+    return pd.DataFrame(columns=["row", "column", "value", "reason"])
+
+
+def _refuse_if_any(kind: str, problems: list[pd.DataFrame]) -> None:
+    found = [p for p in problems if len(p)]
+    if found:
+        merged = pd.concat(found, ignore_index=True).astype({"row": "Int64"})
+        raise BatchError(kind, merged.sort_values(["row", "column"], na_position="first", kind="stable"))
+
+
+def _unknown_references(conn: connection, frame: pd.DataFrame, column: str, table: str) -> pd.DataFrame:
+    """Rows whose ``column`` value is not a ``column`` of warehouse ``table`` (schema.table), one problem each."""
+    if column not in frame.columns:
+        return _no_problems()
+    schema, name = table.split(".")
+    query = sql.SQL("select {column} from {schema}.{table} where {column} = any(%s)").format(
+        column=sql.Identifier(column), schema=sql.Identifier(schema), table=sql.Identifier(name)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (pd.unique(frame[column].dropna()).tolist(),))
+        known = {value for (value,) in cur.fetchall()}
+    missing = ~frame[column].isin(known)
+    return pd.DataFrame(
+        {
+            "row": frame.index[missing],
+            "column": column,
+            "value": frame.loc[missing, column],
+            "reason": f"unknown {column} (not in {table})",
+        }
+    )
+
+
+def _batch_id(kind: str, table: pyarrow_lib.Table) -> str:
+    """A digest of the batch's content: the same rows give the same id."""
+    digest = hashlib.sha256(kind.encode())
+    for column in table.columns:
+        for chunk in column.chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
+    return f"{kind}-{digest.hexdigest()[:24]}"
+
+
+def _copy(conn: connection, kind: str, table_name: str, table: pyarrow_lib.Table) -> WriteResult:
+    """Register the batch and COPY it, in one transaction; a batch already registered is skipped."""
+    batch_id = _batch_id(kind, table)
+    table = table.append_column("batch_id", pyarrow_lib.array([batch_id] * table.num_rows, pyarrow_lib.string()))
+    buffer = io.BytesIO()
+    pyarrow_csv.write_csv(table, buffer, pyarrow_csv.WriteOptions(include_header=False))
+    buffer.seek(0)
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.column_names))
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "insert into app.batches (batch_id, kind, row_count) values (%s, %s, %s)"
+            " on conflict (batch_id) do nothing returning batch_id",
+            (batch_id, kind, table.num_rows),
+        )
+        if cur.fetchone() is None:
+            return WriteResult(kind, batch_id, table.num_rows, written=False)
+        copy = sql.SQL("copy app.{} ({}) from stdin with (format csv)").format(sql.Identifier(table_name), columns)
+        try:
+            cur.copy_expert(copy.as_string(conn), buffer)
+        except errors.UniqueViolation as exc:
+            raise BatchError(
+                kind,
+                pd.DataFrame(
+                    [{"row": None, "column": "key", "value": exc.diag.message_detail, "reason": "already written"}]
+                ),
+            ) from None
+    return WriteResult(kind, batch_id, table.num_rows, written=True)
+
+
+def write_users(conn: connection, users: pd.DataFrame) -> WriteResult:
+    """Validate and write a batch of users (columns of ``UserBatch``; ``attributes`` optional)."""
+    frame = users.reset_index(drop=True)
+    if "attributes" not in frame.columns:
+        frame = frame.assign(attributes=None)
+    frame, problems = _validate(UserBatch, frame)
+    _refuse_if_any("users", [problems, _unknown_references(conn, frame, "country_code", "core.countries")])
+    attributes = [json.dumps(value if value is not None else {}, sort_keys=True) for value in frame.attributes]
+    table = pyarrow_lib.Table.from_pandas(frame[USER_COLUMNS].assign(attributes=attributes), preserve_index=False)
+    table = table.set_column(
+        table.column_names.index("signup_date"), "signup_date", table.column("signup_date").cast(pyarrow_lib.date32())
+    )
+    return _copy(conn, "users", "users", table)
+
+
+def derive_event_ids(events: pd.DataFrame) -> pd.Series:
+    """Deterministic ids for events that come without one: a hash of user, title and start time."""
+    hashed = pd.util.hash_pandas_object(events[["user_id", "content_id", "started_at"]], index=False)
+    return (hashed.to_numpy() >> 1).astype("int64")
+
+
+def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
+    """Validate and write a batch of viewing events (columns of ``EventBatch``; ``event_id`` optional).
+
+    Users must already be in ``app.users`` and titles in ``core.titles``.
+    """
+    frame = events.reset_index(drop=True)
+    if "event_id" not in frame.columns:
+        frame = frame.assign(event_id=derive_event_ids(frame))
+    frame, problems = _validate(EventBatch, frame)
+    _refuse_if_any(
+        "viewing_events",
+        [
+            problems,
+            _unknown_references(conn, frame, "content_id", "core.titles"),
+            _unknown_references(conn, frame, "user_id", "app.users"),
+        ],
+    )
+    table = pyarrow_lib.Table.from_pandas(frame[EVENT_COLUMNS], preserve_index=False)
+    return _copy(conn, "viewing_events", "viewing_events", table)
+
+
+def read_users(conn: connection) -> pd.DataFrame:
+    """All users, typed as ``UserBatch`` (what ``write_users`` takes), ordered by user_id."""
+    frame = read_table(conn, "app.users", columns=USER_COLUMNS, order_by=["user_id"])
+    return UserBatch.validate(frame)
+
+
+def read_events(conn: connection, **filters: object) -> pd.DataFrame:
+    """Viewing events typed as ``EventBatch``, ordered by event_id; ``filters`` as in ``read_table``."""
+    frame = read_table(conn, "app.viewing_events", columns=EVENT_COLUMNS, where=filters, order_by=["event_id"])
+    return EventBatch.validate(frame)
