@@ -5,17 +5,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from contextlib import closing
+from datetime import date
 from pathlib import Path
 
 import psycopg2
 
-from recommender import exports, pipeline
+from recommender import activity, exports, pipeline
 from recommender.countries import REFERENCE_SEED, write_reference
 from recommender.dbt import run_dbt
 from recommender.embedded import EmbeddedServerError, psql_path
 from recommender.sample import write_sample
-from recommender.warehouse import PROJECT_ROOT, Target, embedded_server, ensure_database, target_from_env
+from recommender.simulate import SimulationConfig, simulate, write
+from recommender.warehouse import (
+    PROJECT_ROOT,
+    Target,
+    embedded_server,
+    ensure_database,
+    read_table,
+    target_from_env,
+)
 
 
 def _warehouse() -> Target:
@@ -30,6 +40,30 @@ def _warehouse() -> Target:
 def cmd_run(args: argparse.Namespace) -> int:
     summary = pipeline.run(_warehouse(), args.raw_data_dir)
     print(summary.render())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    config = SimulationConfig(
+        users=args.users, days=args.days, seed=args.seed, start=args.start, first_user_id=args.first_user_id
+    )
+    target = _warehouse()
+    started = time.perf_counter()
+    with closing(target.connect()) as conn:
+        activity.ensure_schema(conn)
+        features = read_table(conn, "marts.ml_title_features")
+        if features.empty:
+            raise pipeline.PipelineError("marts.ml_title_features is empty: run `make run` (or dbt build) first")
+        simulation = simulate(features, config, progress=True)
+        results = write(conn, simulation, replace=args.replace)
+    if args.truth:
+        simulation.truth.to_csv(args.truth, index=False)
+    for result in results:
+        print(result)
+    print(
+        f"simulated {len(simulation.users):,} users and {len(simulation.events):,} events"
+        f" in {time.perf_counter() - started:.1f} s{f'; tastes in {args.truth}' if args.truth else ''}"
+    )
     return 0
 
 
@@ -88,6 +122,16 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--raw-data-dir", type=Path, help="folder of a catalogue export (default: the committed sample)")
     run.set_defaults(func=cmd_run)
 
+    sim = commands.add_parser("simulate", help="simulate users and viewing, write them to app.*")
+    sim.add_argument("--users", type=int, default=SimulationConfig.users)
+    sim.add_argument("--days", type=int, default=SimulationConfig.days)
+    sim.add_argument("--seed", type=int, default=SimulationConfig.seed)
+    sim.add_argument("--start", type=date.fromisoformat, default=SimulationConfig.start, help="first day, YYYY-MM-DD")
+    sim.add_argument("--first-user-id", type=int, default=SimulationConfig.first_user_id)
+    sim.add_argument("--truth", type=Path, help="write each user's latent taste to this CSV file")
+    sim.add_argument("--replace", action="store_true", help="replace what these user ids hold from another simulation")
+    sim.set_defaults(func=cmd_simulate)
+
     check = commands.add_parser("check-export", help="check an export folder without loading it")
     check.add_argument("folder", type=Path)
     check.set_defaults(func=cmd_check_export)
@@ -118,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         root.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args)
-    except (exports.ExportError, pipeline.PipelineError, EmbeddedServerError, psycopg2.Error) as exc:
+    except (
+        exports.ExportError,
+        pipeline.PipelineError,
+        activity.BatchError,
+        EmbeddedServerError,
+        psycopg2.Error,
+    ) as exc:
         print(f"error: {exc}".rstrip(), file=sys.stderr)
         return 2
 

@@ -23,7 +23,7 @@ import pyarrow as pyarrow_lib
 import pyarrow.csv as pyarrow_csv
 from pandera.typing import Series
 from psycopg2 import errors, sql
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from recommender.warehouse import read_table
 
@@ -66,8 +66,6 @@ create table if not exists app.viewing_events (
     batch_id text not null,
     written_at timestamptz not null default now()
 );
-
-create index if not exists viewing_events_written_at on app.viewing_events (written_at);
 """
 
 
@@ -202,10 +200,28 @@ def _batch_id(kind: str, table: pyarrow_lib.Table) -> str:
     return f"{kind}-{digest.hexdigest()[:24]}"
 
 
-def _copy(conn: connection, kind: str, table_name: str, table: pyarrow_lib.Table) -> WriteResult:
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A validated batch, ready for COPY; ``batch_id`` is a digest of its content."""
+
+    kind: str
+    table: pyarrow_lib.Table
+
+    @property
+    def batch_id(self) -> str:
+        return _batch_id(self.kind, self.table)
+
+
+def is_written(conn: connection, batch_id: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("select 1 from app.batches where batch_id = %s", (batch_id,))
+        return cur.fetchone() is not None
+
+
+def write_prepared(conn: connection, batch: PreparedBatch) -> WriteResult:
     """Register the batch and COPY it, in one transaction; a batch already registered is skipped."""
-    batch_id = _batch_id(kind, table)
-    table = table.append_column("batch_id", pyarrow_lib.array([batch_id] * table.num_rows, pyarrow_lib.string()))
+    batch_id, rows = batch.batch_id, batch.table.num_rows
+    table = batch.table.append_column("batch_id", pyarrow_lib.array([batch_id] * rows, pyarrow_lib.string()))
     buffer = io.BytesIO()
     pyarrow_csv.write_csv(table, buffer, pyarrow_csv.WriteOptions(include_header=False))
     buffer.seek(0)
@@ -214,25 +230,26 @@ def _copy(conn: connection, kind: str, table_name: str, table: pyarrow_lib.Table
         cur.execute(
             "insert into app.batches (batch_id, kind, row_count) values (%s, %s, %s)"
             " on conflict (batch_id) do nothing returning batch_id",
-            (batch_id, kind, table.num_rows),
+            (batch_id, batch.kind, rows),
         )
         if cur.fetchone() is None:
-            return WriteResult(kind, batch_id, table.num_rows, written=False)
-        copy = sql.SQL("copy app.{} ({}) from stdin with (format csv)").format(sql.Identifier(table_name), columns)
+            return WriteResult(batch.kind, batch_id, rows, written=False)
+        copy = sql.SQL("copy app.{} ({}) from stdin with (format csv)").format(sql.Identifier(batch.kind), columns)
         try:
             cur.copy_expert(copy.as_string(conn), buffer)
         except errors.UniqueViolation as exc:
-            raise BatchError(
-                kind,
-                pd.DataFrame(
-                    [{"row": None, "column": "key", "value": exc.diag.message_detail, "reason": "already written"}]
-                ),
-            ) from None
-    return WriteResult(kind, batch_id, table.num_rows, written=True)
+            problem = {"row": None, "column": "key", "value": exc.diag.message_detail, "reason": "already written"}
+            raise BatchError(batch.kind, pd.DataFrame([problem])) from None
+    return WriteResult(batch.kind, batch_id, rows, written=True)
 
 
 def write_users(conn: connection, users: pd.DataFrame) -> WriteResult:
     """Validate and write a batch of users (columns of ``UserBatch``; ``attributes`` optional)."""
+    return write_prepared(conn, prepare_users(conn, users))
+
+
+def prepare_users(conn: connection, users: pd.DataFrame) -> PreparedBatch:
+    """Validate a batch of users against the schema and the warehouse; raise BatchError if invalid."""
     frame = users.reset_index(drop=True)
     if "attributes" not in frame.columns:
         frame = frame.assign(attributes=None)
@@ -243,7 +260,7 @@ def write_users(conn: connection, users: pd.DataFrame) -> WriteResult:
     table = table.set_column(
         table.column_names.index("signup_date"), "signup_date", table.column("signup_date").cast(pyarrow_lib.date32())
     )
-    return _copy(conn, "users", "users", table)
+    return PreparedBatch("users", table)
 
 
 def derive_event_ids(events: pd.DataFrame) -> pd.Series:
@@ -257,6 +274,11 @@ def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
 
     Users must already be in ``app.users`` and titles in ``core.titles``.
     """
+    return write_prepared(conn, prepare_events(conn, events))
+
+
+def prepare_events(conn: connection, events: pd.DataFrame) -> PreparedBatch:
+    """Validate a batch of events against the schema and the warehouse; raise BatchError if invalid."""
     frame = events.reset_index(drop=True)
     if "event_id" not in frame.columns:
         frame = frame.assign(event_id=derive_event_ids(frame))
@@ -269,8 +291,7 @@ def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
             _unknown_references(conn, frame, "user_id", "app.users"),
         ],
     )
-    table = pyarrow_lib.Table.from_pandas(frame[EVENT_COLUMNS], preserve_index=False)
-    return _copy(conn, "viewing_events", "viewing_events", table)
+    return PreparedBatch("viewing_events", pyarrow_lib.Table.from_pandas(frame[EVENT_COLUMNS], preserve_index=False))
 
 
 def read_users(conn: connection) -> pd.DataFrame:
@@ -283,3 +304,31 @@ def read_events(conn: connection, **filters: object) -> pd.DataFrame:
     """Viewing events typed as ``EventBatch``, ordered by event_id; ``filters`` as in ``read_table``."""
     frame = read_table(conn, "app.viewing_events", columns=EVENT_COLUMNS, where=filters, order_by=["event_id"])
     return EventBatch.validate(frame)
+
+
+def delete_events(conn: connection, user_ids: list[int]) -> int:
+    """Delete every event of these users, in one transaction; returns the events deleted."""
+    with conn, conn.cursor() as cur:
+        cur.execute("delete from app.viewing_events where user_id = any(%s)", (user_ids,))
+        deleted = cur.rowcount
+        _forget_empty_batches(cur)
+        return deleted
+
+
+def delete_users(conn: connection, user_ids: list[int]) -> int:
+    """Delete users and all their events, in one transaction; returns the users deleted."""
+    with conn, conn.cursor() as cur:
+        cur.execute("delete from app.viewing_events where user_id = any(%s)", (user_ids,))
+        cur.execute("delete from app.users where user_id = any(%s)", (user_ids,))
+        deleted = cur.rowcount
+        _forget_empty_batches(cur)
+        return deleted
+
+
+def _forget_empty_batches(cur: cursor) -> None:
+    """Unregister batches with no row left, so writing one of them again writes it."""
+    cur.execute(
+        "delete from app.batches as b"
+        " where not exists (select from app.users as u where u.batch_id = b.batch_id)"
+        " and not exists (select from app.viewing_events as e where e.batch_id = b.batch_id)"
+    )

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg2 import sql
 
-from recommender import access, exports, quality
+from recommender import access, activity, exports, quality
 from recommender.dbt import result_counts, run_dbt
-from recommender.warehouse import PROJECT_ROOT, Target
+from recommender.simulate import SimulationConfig, simulate, write
+from recommender.warehouse import PROJECT_ROOT, Target, read_table
 
-LAYERS = ("raw", "staging", "core", "marts")
+LAYERS = ("raw", "staging", "core", "marts", "app")
+ACTIVITY = "source:app+"  # the dbt nodes built from the simulated activity
+DEFAULT_COHORT = SimulationConfig()
 
 
 class PipelineError(RuntimeError):
@@ -26,6 +30,7 @@ class Summary:
     row_counts: dict[str, int]  # "schema.table" -> rows
     dbt_counts: dict[tuple[str, str], int]  # (resource type, status) -> nodes
     unmatched_rankings: int
+    simulated: list[activity.WriteResult]
     quality: quality.QualityReport
     seconds: float
     target: Target
@@ -46,6 +51,7 @@ class Summary:
             + ", ".join(f"{n} {kind}s built" for kind, n in sorted(built.items()))
         )
         lines.append(f"  best-of entries matching no title: {self.unmatched_rankings} (kept in core.title_rankings)")
+        lines += [f"  simulation: {result}" for result in self.simulated]
         lines.append(f"  {self.quality.render()}")
         lines.append(f"  connect: psql {self.target.uri(with_password=False)}  (or: make psql, make dsn)")
         lines.append(f"  analysts: user analyst, password in {access.password_file('analyst')} (see README)")
@@ -68,24 +74,46 @@ def row_counts(target: Target, schemas: tuple[str, ...] = LAYERS) -> dict[str, i
         return counts
 
 
-def run(target: Target, raw_data_dir: Path | None = None, work_dir: Path = PROJECT_ROOT / "target") -> Summary:
-    """Check the export (nothing is loaded if any file is bad), then ``dbt build`` it.
+def run(
+    target: Target,
+    raw_data_dir: Path | None = None,
+    work_dir: Path = PROJECT_ROOT / "target",
+    simulation: SimulationConfig | None = DEFAULT_COHORT,
+) -> Summary:
+    """Check the export (nothing is loaded if any file is bad), ``dbt build`` it, simulate activity, check quality.
 
     ``raw_data_dir`` is a folder holding the six export files (original Kaggle
     names or seed names); without it the committed sample in ``seeds/netflix`` is loaded.
     ``work_dir`` is dbt's target folder; it must lie inside the project, since the
-    checked export is copied into it for ``dbt seed``.
+    checked export is copied into it for ``dbt seed``. ``simulation`` is the default
+    cohort written to ``app`` (replacing an earlier default cohort); None skips it.
     """
     started = time.perf_counter()
     folder = raw_data_dir or exports.SAMPLE_DIR
     files = exports.locate(folder)
     with closing(target.connect()) as conn:
         exports.check(conn, files)
+        activity.ensure_schema(conn)
     raw_dir = exports.prepare(files, work_dir / "raw_export") if raw_data_dir else None
-    print(f"dbt build of {folder} into {target.uri(with_password=False)} ...", flush=True)
-    result = run_dbt(["build", "--quiet"], target, raw_dir=raw_dir, target_path=work_dir)
-    if result.returncode != 0:
-        raise PipelineError(f"dbt build failed (exit {result.returncode}); its log is above and in {work_dir}/logs")
+    dbt_counts: Counter[tuple[str, str]] = Counter()
+
+    def build(*selection: str) -> None:
+        print(f"dbt build {' '.join(selection)} into {target.uri(with_password=False)} ...", flush=True)
+        result = run_dbt(["build", "--quiet", *selection], target, raw_dir=raw_dir, target_path=work_dir)
+        if result.returncode != 0:
+            raise PipelineError(f"dbt build failed (exit {result.returncode}); its log is above and in {work_dir}/logs")
+        dbt_counts.update(result_counts(work_dir))
+
+    simulated: list[activity.WriteResult] = []
+    if simulation is None:
+        build()
+    else:
+        build("--exclude", ACTIVITY)
+        with closing(target.connect()) as conn:
+            cohort = simulate(read_table(conn, "marts.ml_title_features"), simulation, progress=True)
+            simulated = write(conn, cohort, replace=True)
+        # rows the new cohort replaced are gone from app: rebuild the incremental model whole
+        build("--select", ACTIVITY, *(["--full-refresh"] if any(r.written for r in simulated) else []))
     with closing(target.connect()) as conn:
         access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
         access.prepare_python_schemas(conn)
@@ -93,12 +121,12 @@ def run(target: Target, raw_data_dir: Path | None = None, work_dir: Path = PROJE
         report = quality.validate(target, work_dir)
     except quality.QualityError as exc:
         raise PipelineError(f"data quality checks failed after dbt build; {exc}") from exc
-    counts = row_counts(target)
     return Summary(
         source=str(folder),
-        row_counts=counts,
-        dbt_counts=dict(result_counts(work_dir)),
+        row_counts=row_counts(target),
+        dbt_counts=dict(dbt_counts),
         unmatched_rankings=_scalar(target, "select count(*) from core.title_rankings where content_id is null"),
+        simulated=simulated,
         quality=report,
         seconds=time.perf_counter() - started,
         target=target,
