@@ -113,6 +113,12 @@ def drop_database(target: Target) -> None:
         conn.close()
 
 
+# pandas works in floats: numeric columns (scores, confidences) arrive as float, not Decimal
+NUMERIC_AS_FLOAT = psycopg2.extensions.new_type(
+    psycopg2.extensions.DECIMAL.values, "NUMERIC_AS_FLOAT", lambda value, _: float(value) if value is not None else None
+)
+
+
 def _relation_columns(conn: connection, name: str) -> list[str]:
     schema, _, table = name.rpartition(".")
     with conn.cursor() as cur:
@@ -142,7 +148,8 @@ def read_table(
     ``columns`` picks columns; ``where`` filters rows: ``{"content_type": "movie"}``
     is equality, a list or tuple means "any of", None means "is null". With
     ``chunksize`` the rows stream from a server-side cursor, ``chunksize`` at a time,
-    as an iterator of DataFrames (for tables larger than memory).
+    as an iterator of DataFrames (for tables larger than memory). Numeric columns
+    arrive as floats.
     """
     available = _relation_columns(conn, name)
     unknown = [c for c in [*(columns or ()), *(where or {}), *(order_by or ())] if c not in available]
@@ -170,6 +177,7 @@ def read_table(
         query += sql.SQL(" limit {}").format(sql.Literal(int(limit)))
     if chunksize is None:
         with conn.cursor() as cur:
+            psycopg2.extensions.register_type(NUMERIC_AS_FLOAT, cur)
             cur.execute(query, params)
             return pd.DataFrame.from_records(cur.fetchall(), columns=[d.name for d in cur.description])
     return _chunks(conn, query, params, chunksize)
@@ -177,6 +185,7 @@ def read_table(
 
 def _chunks(conn: connection, query: sql.Composable, params: list[object], chunksize: int) -> Iterator[pd.DataFrame]:
     with conn.cursor(name=f"read_{id(query)}") as cur:  # a named cursor streams from the server
+        psycopg2.extensions.register_type(NUMERIC_AS_FLOAT, cur)
         cur.itersize = chunksize
         cur.execute(query, params)
         while rows := cur.fetchmany(chunksize):

@@ -20,6 +20,7 @@ import pytest
 
 from recommender import pipeline
 from recommender.embedded import HOST, SUPERUSER, EmbeddedServer
+from recommender.simulate import SimulationConfig
 from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database, target_from_env
 
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
@@ -122,5 +123,14 @@ def real_warehouse(server: Target) -> Iterator[pipeline.Summary]:
     export = _real_export()
     target, path = _fresh(server), _work_dir()
     yield pipeline.run(target, export, work_dir=path)
+    drop_database(target)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def small_warehouse(server: Target) -> Iterator[pipeline.Summary]:
+    """The sample built with a small simulated cohort, for tests that write more activity (module scope)."""
+    target, path = _fresh(server), _work_dir()
+    yield pipeline.run(target, work_dir=path, simulation=SimulationConfig(users=300, days=14))
     drop_database(target)
     shutil.rmtree(path, ignore_errors=True)
