@@ -37,8 +37,9 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint models macros tests analyses
 
-bench: $(INSTALLED)  ## stock dbt seed against ours on the real export (RAW_DATA_DIR) or a generated one
+bench: $(INSTALLED)  ## seed speed (real export in RAW_DATA_DIR, or a generated one) and activity speed
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
+	$(BIN)/python bench/activity_speed.py
 
 sample: $(INSTALLED)  ## regenerate the committed sample export and the ISO 3166 reference seed
 	$(BIN)/python -m recommender sample

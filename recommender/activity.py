@@ -66,6 +66,9 @@ create table if not exists app.viewing_events (
     batch_id text not null,
     written_at timestamptz not null default now()
 );
+
+-- dbt loads core.viewing_events incrementally by written_at
+create index if not exists viewing_events_written_at on app.viewing_events (written_at);
 """
 
 

@@ -102,6 +102,19 @@ def suites() -> dict[tuple[str, str], list[gxe.Expectation]]:
             gxe.ExpectColumnValuesToBeInSet(column="is_show", value_set=[0, 1]),
             gxe.ExpectColumnValuesToBeBetween(column="log_imdb_votes", min_value=0),
         ],
+        ("marts", "ml_interactions"): [
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "content_id"]),
+            gxe.ExpectColumnValuesToBeBetween(column="view_count", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="engagement", min_value=0),
+            gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="mean_rating", min_value=1, max_value=5),
+        ],
+        ("marts", "user_activity_summary"): [
+            gxe.ExpectColumnValuesToBeUnique(column="user_id"),
+            gxe.ExpectColumnValuesToBeBetween(column="sessions", min_value=0),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="sessions", column_B="titles_watched", or_equal=True),
+            gxe.ExpectColumnValuesToBeBetween(column="hours_watched", min_value=0),
+        ],
     }
 
 

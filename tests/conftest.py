@@ -96,7 +96,7 @@ def work_dir() -> Iterator[Path]:
 def sample_warehouse(server: Target) -> Iterator[pipeline.Summary]:
     """The committed sample built by the pipeline into a fresh database, shared by read-only tests."""
     target, path = _fresh(server), _work_dir()
-    yield pipeline.run(target, work_dir=path)
+    yield pipeline.run(target, work_dir=path, simulation=SimulationConfig(users=500, days=14))
     drop_database(target)
     shutil.rmtree(path, ignore_errors=True)
 
@@ -122,7 +122,7 @@ def real_warehouse(server: Target) -> Iterator[pipeline.Summary]:
     """The real export built by the pipeline into a fresh database (skipped without the export)."""
     export = _real_export()
     target, path = _fresh(server), _work_dir()
-    yield pipeline.run(target, export, work_dir=path)
+    yield pipeline.run(target, export, work_dir=path, simulation=SimulationConfig(users=500, days=14))
     drop_database(target)
     shutil.rmtree(path, ignore_errors=True)
 

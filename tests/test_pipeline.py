@@ -60,12 +60,15 @@ def test_sample_loads_every_row_and_passes_every_dbt_test(sample_warehouse: pipe
     assert statuses <= {"success", "pass", "warn"}  # the one warning: the sample's unmatched best-of row
     assert sample_warehouse.dbt_counts[("test", "pass")] >= 40
     assert sample_warehouse.dbt_counts[("seed", "success")] == 7  # six export files and the ISO 3166 reference
+    for table in ("app.users", "app.viewing_events", "core.users", "core.viewing_events", "marts.ml_interactions"):
+        assert sample_warehouse.row_counts[table] > 0, table
+    assert sample_warehouse.row_counts["core.users"] == sample_warehouse.row_counts["app.users"] == 500
     assert f"{sample_warehouse.dbt_counts[('test', 'pass')]} data tests and" in sample_warehouse.render()
 
 
 def test_schemas_are_named_exactly(sample_warehouse: pipeline.Summary) -> None:
     schemas = {name.split(".")[0] for name in sample_warehouse.row_counts}
-    assert schemas == {"raw", "staging", "core", "marts"}
+    assert schemas == {"raw", "staging", "core", "marts", "app"}
 
 
 def test_staging_parses_lists_and_blanks_like_python(sample_warehouse: pipeline.Summary) -> None:
@@ -109,7 +112,7 @@ def test_real_export_resaved_without_index_with_bom_and_lf_loads_the_same(
     edits = dict.fromkeys(STAGING_OF, resave_without_index)
     copy = copy_export(real_export, tmp_path / "resaved", edits, bom=True)
     assert (copy / "raw_titles.csv").read_bytes().startswith(b"\xef\xbb\xbfid,title")
-    summary = pipeline.run(database, copy, work_dir=work_dir / "dbt")
+    summary = pipeline.run(database, copy, work_dir=work_dir / "dbt", simulation=None)
     assert {name: summary.row_counts[name] for name in REAL_COUNTS} == REAL_COUNTS
     columns = _query(database, "select column_name from information_schema.columns where table_name = 'raw_titles'")
     assert "index" not in {c for (c,) in columns}
@@ -118,9 +121,9 @@ def test_real_export_resaved_without_index_with_bom_and_lf_loads_the_same(
 def test_switching_between_copies_with_and_without_index_reshapes_the_raw_table(
     database: Target, tmp_path: Path, work_dir: Path
 ) -> None:
-    pipeline.run(database, exports.SAMPLE_DIR, work_dir=work_dir / "a")
+    pipeline.run(database, exports.SAMPLE_DIR, work_dir=work_dir / "a", simulation=None)
     without = copy_export(exports.SAMPLE_DIR, tmp_path / "no_index", dict.fromkeys(STAGING_OF, resave_without_index))
-    pipeline.run(database, without, work_dir=work_dir / "b")
+    pipeline.run(database, without, work_dir=work_dir / "b", simulation=None)
     columns = {
         c
         for (c,) in _query(
@@ -137,7 +140,7 @@ def test_switching_between_copies_with_and_without_index_reshapes_the_raw_table(
 def loaded_export(request: pytest.FixtureRequest, database: Target, work_dir: Path) -> tuple[Target, Path]:
     """A database holding an export, and that export's folder."""
     folder = request.getfixturevalue("real_export") if request.param == "real" else exports.SAMPLE_DIR
-    pipeline.run(database, folder, work_dir=work_dir / "first")
+    pipeline.run(database, folder, work_dir=work_dir / "first", simulation=None)
     return database, folder
 
 
@@ -150,14 +153,14 @@ def test_corrupted_export_fails_naming_raw_titles_and_keeps_every_raw_table(
         folder, tmp_path / "corrupted", {"raw_titles": replace_field(5, "release_year", "nineteen-ninety")}
     )
     with pytest.raises(exports.ExportError, match=r"raw_titles.*line 5, column release_year"):
-        pipeline.run(database, corrupted, work_dir=work_dir / "second")
+        pipeline.run(database, corrupted, work_dir=work_dir / "second", simulation=None)
     assert _raw_snapshot(database) == before
 
 
 def test_plain_dbt_seed_of_a_bad_file_fails_and_leaves_the_table_as_it_was(
     database: Target, tmp_path: Path, work_dir: Path
 ) -> None:
-    pipeline.run(database, work_dir=work_dir / "first")
+    pipeline.run(database, work_dir=work_dir / "first", simulation=None)
     before = _raw_snapshot(database)
     bad = exports.prepare(
         exports.locate(

@@ -1,4 +1,9 @@
-{{ config(materialized='incremental', unique_key='event_id', on_schema_change='fail') }}
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    on_schema_change='fail',
+    indexes=[{'columns': ['written_at']}, {'columns': ['user_id']}],
+) }}
 
 -- Loads only the rows written since the last build. A writer that deletes
 -- activity (a simulation run with --replace) needs a --full-refresh of this

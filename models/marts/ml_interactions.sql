@@ -1,17 +1,43 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='user_id',
+    on_schema_change='fail',
+    indexes=[{'columns': ['user_id']}],
+) }}
+
 -- Implicit feedback per user and title, the recommenders' input:
 --   engagement = sum of completion ratios (a watched-through film is 1, a binged
 --                show one per episode), so watch fraction and repeat views add up;
---   recency    = 0.5 ^ (days since the last view / 30), days counted back from
---                the latest event in the data, so a rebuild is reproducible;
+--   recency    = 0.5 ^ (days from this title's last view to the user's latest
+--                session / 30): measured on the user's own clock, so a user's
+--                rows change only when that user watches something new;
 --   confidence = 1 + 4 * ln(1 + engagement) * (0.5 + 0.5 * recency).
+-- Incremental by user: a build recomputes only the users with newly loaded events.
 with
 
 events as (
     select * from {{ ref('viewing_events') }}
 ),
 
-observed_period as (
-    select max(events.started_at) as observed_until from events
+{% if is_incremental() %}
+    already_loaded as (
+        select coalesce(max(last_written_at), '-infinity') as loaded_until from {{ this }}
+    ),
+
+    touched_users as (
+        select distinct events.user_id
+        from events
+        inner join already_loaded on events.written_at > already_loaded.loaded_until
+    ),
+{% endif %}
+
+user_events as (
+    select events.*
+    from events
+    {% if is_incremental() %}
+        inner join touched_users on events.user_id = touched_users.user_id
+    {% endif %}
 ),
 
 pairs as (
@@ -22,19 +48,21 @@ pairs as (
         sum(seconds_watched) as seconds_watched,
         sum(completion_ratio) as engagement,
         max(completion_ratio) as best_completion,
+        count(rating) as rating_count,
         avg(rating) as mean_rating,
         min(started_at) as first_watched_at,
-        max(started_at) as last_watched_at
-    from events
+        max(started_at) as last_watched_at,
+        max(written_at) as last_written_at
+    from user_events
     group by user_id, content_id
 ),
 
 scored as (
     select
-        pairs.*,
-        extract(epoch from observed_period.observed_until - pairs.last_watched_at) / 86400 as days_since_last_view
+        *,
+        extract(epoch from max(last_watched_at) over (partition by user_id) - last_watched_at)
+        / 86400 as days_since_last_view
     from pairs
-    cross join observed_period
 ),
 
 final as (
@@ -45,13 +73,15 @@ final as (
         seconds_watched,
         round(engagement, 4) as engagement,
         best_completion,
+        rating_count,
         round(mean_rating, 2) as mean_rating,
         first_watched_at,
         last_watched_at,
         round(days_since_last_view::numeric, 2) as days_since_last_view,
         round(
             (1 + 4 * ln(1 + engagement) * (0.5 + 0.5 * power(0.5, days_since_last_view / 30)))::numeric, 4
-        ) as confidence
+        ) as confidence,
+        last_written_at
     from scored
 )
 

@@ -4,30 +4,32 @@ users as (
     select * from {{ ref('users') }}
 ),
 
-events as (
-    select * from {{ ref('viewing_events') }}
+interactions as (
+    select * from {{ ref('ml_interactions') }}
 ),
 
 catalogue as (
     select * from {{ ref('catalogue') }}
 ),
 
+-- built from ml_interactions (one row per user and title), not from every event
 activity as (
     select
-        events.user_id,
-        count(*) as sessions,
-        count(distinct events.content_id) as titles_watched,
-        round(sum(events.seconds_watched) / 3600.0, 2) as hours_watched,
-        count(*) filter (where catalogue.content_type = 'show') as show_sessions,
-        count(events.rating) as ratings_given,
-        round(avg(events.rating), 2) as mean_rating,
-        count(distinct events.started_at::date) as active_days,
-        min(events.started_at) as first_session_at,
-        max(events.started_at) as last_session_at,
+        interactions.user_id,
+        sum(interactions.view_count) as sessions,
+        count(*) as titles_watched,
+        round(sum(interactions.seconds_watched) / 3600.0, 2) as hours_watched,
+        sum(interactions.view_count) filter (where catalogue.content_type = 'show') as show_sessions,
+        sum(interactions.rating_count) as ratings_given,
+        round(
+            sum(interactions.mean_rating * interactions.rating_count) / nullif(sum(interactions.rating_count), 0), 2
+        ) as mean_rating,
+        min(interactions.first_watched_at) as first_session_at,
+        max(interactions.last_watched_at) as last_session_at,
         mode() within group (order by catalogue.main_genre_id) as most_watched_genre_id
-    from events
-    inner join catalogue on events.content_id = catalogue.content_id
-    group by events.user_id
+    from interactions
+    inner join catalogue on interactions.content_id = catalogue.content_id
+    group by interactions.user_id
 ),
 
 final as (
@@ -44,7 +46,6 @@ final as (
         coalesce(activity.show_sessions, 0) as show_sessions,
         coalesce(activity.ratings_given, 0) as ratings_given,
         activity.mean_rating,
-        coalesce(activity.active_days, 0) as active_days,
         activity.first_session_at,
         activity.last_session_at,
         activity.most_watched_genre_id
