@@ -13,6 +13,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -92,13 +93,24 @@ def work_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@contextmanager
+def _built_warehouse(
+    server: Target, export: Path | None = None, simulation: SimulationConfig | None = None
+) -> Iterator[pipeline.Summary]:
+    """The pipeline run into a fresh database of ``server``; database and dbt folder removed afterwards."""
+    target, path = _fresh(server), _work_dir()
+    try:
+        yield pipeline.run(target, export, work_dir=path, simulation=simulation)
+    finally:
+        drop_database(target)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def sample_warehouse(server: Target) -> Iterator[pipeline.Summary]:
-    """The committed sample built by the pipeline into a fresh database, shared by read-only tests."""
-    target, path = _fresh(server), _work_dir()
-    yield pipeline.run(target, work_dir=path, simulation=SimulationConfig(users=500, days=14))
-    drop_database(target)
-    shutil.rmtree(path, ignore_errors=True)
+    """The committed sample with a 500-user cohort, shared by read-only tests."""
+    with _built_warehouse(server, simulation=SimulationConfig(users=500, days=14)) as summary:
+        yield summary
 
 
 @pytest.fixture
@@ -120,17 +132,12 @@ def real_export() -> Path:
 @pytest.fixture(scope="session")
 def real_warehouse(server: Target) -> Iterator[pipeline.Summary]:
     """The real export built by the pipeline into a fresh database (skipped without the export)."""
-    export = _real_export()
-    target, path = _fresh(server), _work_dir()
-    yield pipeline.run(target, export, work_dir=path, simulation=SimulationConfig(users=500, days=14))
-    drop_database(target)
-    shutil.rmtree(path, ignore_errors=True)
+    with _built_warehouse(server, _real_export(), SimulationConfig(users=500, days=14)) as summary:
+        yield summary
 
 
 @pytest.fixture(scope="module")
 def small_warehouse(server: Target) -> Iterator[pipeline.Summary]:
     """The sample built with a small simulated cohort, for tests that write more activity (module scope)."""
-    target, path = _fresh(server), _work_dir()
-    yield pipeline.run(target, work_dir=path, simulation=SimulationConfig(users=300, days=14))
-    drop_database(target)
-    shutil.rmtree(path, ignore_errors=True)
+    with _built_warehouse(server, simulation=SimulationConfig(users=300, days=14)) as summary:
+        yield summary
