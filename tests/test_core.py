@@ -83,7 +83,7 @@ def test_contracts_put_keys_and_checks_in_the_database(sample_warehouse: pipelin
         )
     )
     assert constraints["p"] == 10
-    assert constraints["f"] >= 10
+    assert constraints["f"] >= 9
     assert constraints["c"] >= 15
     with closing(target.connect()) as conn, conn.cursor() as cur:
         with pytest.raises(Exception, match="titles_seasons_only_for_shows"):

@@ -1,20 +1,38 @@
+{{ config(
+    materialized='incremental',
+    unique_key='user_id',
+    on_schema_change='fail',
+) }}
+
+-- Incremental by written_at, like viewing_events: a build merges only the users
+-- written since the last one (a user written again replaces its row).
 with
 
 users as (
     select * from {{ ref('stg_app__users') }}
 ),
 
+{% if is_incremental() %}
+    already_loaded as (
+        select coalesce(max(written_at), '-infinity') as loaded_until from {{ this }}
+    ),
+{% endif %}
+
 final as (
     select
-        user_id,
-        age_band,
-        country_code,
-        signup_date,
-        plan,
-        device,
-        language,
-        attributes
+        users.user_id,
+        users.age_band,
+        users.country_code,
+        users.signup_date,
+        users.plan,
+        users.device,
+        users.language,
+        users.attributes,
+        users.written_at
     from users
+    {% if is_incremental() %}
+        inner join already_loaded on users.written_at > already_loaded.loaded_until
+    {% endif %}
 )
 
 select * from final

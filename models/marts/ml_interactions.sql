@@ -3,7 +3,7 @@
     incremental_strategy='delete+insert',
     unique_key='user_id',
     on_schema_change='fail',
-    indexes=[{'columns': ['user_id']}],
+    indexes=[{'columns': ['user_id', 'content_id'], 'unique': true}],
 ) }}
 
 -- Implicit feedback per user and title, the recommenders' input:
