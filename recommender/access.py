@@ -41,6 +41,12 @@ def role_password(role: str, environ: Mapping[str, str] = os.environ, secrets_di
     return path.read_text().strip()
 
 
+def password_hint(role: str, environ: Mapping[str, str] = os.environ, secrets_dir: Path = SECRETS_DIR) -> str:
+    """Where the role's password is, for people: its variable, or its file."""
+    variable = PASSWORD_VARIABLES[role]
+    return f"${variable}" if environ.get(variable) else str(password_file(role, secrets_dir))
+
+
 def enable_logins(conn: connection, passwords: Mapping[str, str]) -> None:
     """Let each role log in with its password and connect to this database (in one transaction)."""
     with conn, conn.cursor() as cur:

@@ -54,7 +54,7 @@ class Summary:
         lines += [f"  simulation: {result}" for result in self.simulated]
         lines.append(f"  {self.quality.render()}")
         lines.append(f"  connect: psql {self.target.uri(with_password=False)}  (or: make psql, make dsn)")
-        lines.append(f"  analysts: user analyst, password in {access.password_file('analyst')} (see README)")
+        lines.append(f"  analysts: user analyst, password in {access.password_hint('analyst')} (see README)")
         return "\n".join(lines)
 
 

@@ -142,3 +142,7 @@ def test_passwords_come_from_the_environment_or_a_private_file(tmp_path) -> None
     assert len(generated) >= 24
     assert access.role_password("analyst", {}, tmp_path) == generated  # generated once, then reused
     assert (tmp_path / "analyst_password").stat().st_mode & 0o077 == 0
+    assert access.password_hint("analyst", {}, tmp_path) == str(tmp_path / "analyst_password")
+    assert (
+        access.password_hint("analyst", {"NETFLIX_ANALYST_PASSWORD": "s3cret"}, tmp_path) == "$NETFLIX_ANALYST_PASSWORD"
+    )
