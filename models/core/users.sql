@@ -12,12 +12,6 @@ users as (
     select * from {{ ref('stg_app__users') }}
 ),
 
-{% if is_incremental() %}
-    already_loaded as (
-        select coalesce(max(written_at), '-infinity') as loaded_until from {{ this }}
-    ),
-{% endif %}
-
 final as (
     select
         users.user_id,
@@ -30,9 +24,7 @@ final as (
         users.attributes,
         users.written_at
     from users
-    {% if is_incremental() %}
-        inner join already_loaded on users.written_at > already_loaded.loaded_until
-    {% endif %}
+    {{ written_since_last_build('users') }}
 )
 
 select * from final

@@ -14,12 +14,6 @@ events as (
     select * from {{ ref('stg_app__viewing_events') }}
 ),
 
-{% if is_incremental() %}
-    already_loaded as (
-        select coalesce(max(written_at), '-infinity') as loaded_until from {{ this }}
-    ),
-{% endif %}
-
 final as (
     select
         events.event_id,
@@ -32,9 +26,7 @@ final as (
         events.device,
         events.written_at
     from events
-    {% if is_incremental() %}
-        inner join already_loaded on events.written_at > already_loaded.loaded_until
-    {% endif %}
+    {{ written_since_last_build('events') }}
 )
 
 select * from final

@@ -21,14 +21,10 @@ events as (
 ),
 
 {% if is_incremental() %}
-    already_loaded as (
-        select coalesce(max(last_written_at), '-infinity') as loaded_until from {{ this }}
-    ),
-
     touched_users as (
         select distinct events.user_id
         from events
-        inner join already_loaded on events.written_at > already_loaded.loaded_until
+        {{ written_since_last_build('events', loaded_column='last_written_at') }}
     ),
 {% endif %}
 
