@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -37,7 +36,7 @@ from psycopg2.extensions import connection
 
 from recommender import activity, pipeline
 from recommender.dbt import run_dbt
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer
+from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 from recommender.simulate import SimulationConfig, simulate, write
 from recommender.warehouse import PROJECT_ROOT, Target, ensure_database, read_table
 
@@ -90,9 +89,7 @@ def main() -> None:
 
     work_dir = PROJECT_ROOT / "target" / f"bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="activity-bench-") as tmp:
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         server = EmbeddedServer(pgdata=Path(tmp) / "pgdata", port=port)
         server.start()
         try:

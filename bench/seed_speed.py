@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from recommender import exports
 from recommender.dbt import dbt_env
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer
+from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 from recommender.sample import write_sample
 from recommender.warehouse import PROJECT_ROOT, Target, ensure_database
 
@@ -85,9 +84,7 @@ def main() -> None:
             write_sample(folder, n_titles=5806)
         files = exports.locate(folder)
 
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         server = EmbeddedServer(pgdata=tmp / "pgdata", port=port)
         server.start()
         try:

@@ -17,13 +17,12 @@ from recommender.countries import REFERENCE_SEED, write_reference
 from recommender.dbt import run_dbt
 from recommender.embedded import EmbeddedServerError, psql_path
 from recommender.sample import write_sample
-from recommender.simulate import SimulationConfig, simulate, write
+from recommender.simulate import SimulationConfig, simulate_into
 from recommender.warehouse import (
     PROJECT_ROOT,
     Target,
     embedded_server,
     ensure_database,
-    read_table,
     target_from_env,
 )
 
@@ -51,11 +50,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with closing(target.connect()) as conn:
         activity.ensure_schema(conn)
-        features = read_table(conn, "marts.ml_title_features")
-        if features.empty:
-            raise pipeline.PipelineError("marts.ml_title_features is empty: run `make run` (or dbt build) first")
-        simulation = simulate(features, config, progress=True)
-        results = write(conn, simulation, replace=args.replace)
+        simulation, results = simulate_into(conn, config, replace=args.replace, progress=True)
     if args.truth:
         simulation.truth.to_csv(args.truth, index=False)
     for result in results:
@@ -167,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.PipelineError,
         activity.BatchError,
         EmbeddedServerError,
+        LookupError,
         psycopg2.Error,
     ) as exc:
         print(f"error: {exc}".rstrip(), file=sys.stderr)

@@ -10,6 +10,7 @@ with passwords (see ``recommender.access``).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -33,6 +34,13 @@ host all all {HOST}/32 scram-sha-256
 
 
 BIN = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 now (for throw-away servers in tests and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
 
 
 def psql_path() -> str:

@@ -12,8 +12,8 @@ from psycopg2 import sql
 
 from recommender import access, activity, exports, quality
 from recommender.dbt import result_counts, run_dbt
-from recommender.simulate import SimulationConfig, simulate, write
-from recommender.warehouse import PROJECT_ROOT, Target, read_table
+from recommender.simulate import SimulationConfig, simulate_into
+from recommender.warehouse import PROJECT_ROOT, Target
 
 LAYERS = ("raw", "staging", "core", "marts", "app")
 ACTIVITY = "source:app+"  # the dbt nodes built from the simulated activity
@@ -110,8 +110,7 @@ def run(
     else:
         build("--exclude", ACTIVITY)
         with closing(target.connect()) as conn:
-            cohort = simulate(read_table(conn, "marts.ml_title_features"), simulation, progress=True)
-            simulated = write(conn, cohort, replace=True)
+            _, simulated = simulate_into(conn, simulation, replace=True, progress=True)
         # rows the new cohort replaced are gone from app: rebuild the incremental model whole
         build("--select", ACTIVITY, *(["--full-refresh"] if any(r.written for r in simulated) else []))
     with closing(target.connect()) as conn:

@@ -21,9 +21,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 from psycopg2.extensions import connection
+from tqdm import tqdm
 
 from recommender import activity
 from recommender.activity import AGE_BANDS, DEVICES, PLANS
+from recommender.warehouse import read_table
 
 # Where the simulated audience lives (weights), and the language each country speaks.
 HOME_COUNTRIES = {
@@ -216,8 +218,6 @@ def _chunks(config: SimulationConfig) -> Iterator[slice]:
 
 def simulate(features: pd.DataFrame, config: SimulationConfig, progress: bool = False) -> Simulation:
     """Users, their viewing events and their latent tastes, from ``marts.ml_title_features``."""
-    from tqdm import tqdm
-
     catalogue = Catalogue.from_features(features)
     rng = np.random.default_rng(config.seed)
     users = _users(rng, config)
@@ -255,3 +255,14 @@ def write(conn: connection, simulation: Simulation, *, replace: bool = False) ->
         activity.delete_events(conn, user_ids)
     results.append(activity.write_prepared(conn, events))
     return results
+
+
+def simulate_into(
+    conn: connection, config: SimulationConfig, *, replace: bool = False, progress: bool = False
+) -> tuple[Simulation, list[activity.WriteResult]]:
+    """Simulate on the warehouse's own catalogue (``marts.ml_title_features``) and write the result."""
+    features = read_table(conn, "marts.ml_title_features")
+    if features.empty:
+        raise LookupError("marts.ml_title_features is empty: run `make run` (or dbt build) first")
+    simulation = simulate(features, config, progress=progress)
+    return simulation, write(conn, simulation, replace=replace)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,17 +19,11 @@ import psycopg2
 import pytest
 
 from recommender import pipeline
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer
+from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 from recommender.simulate import SimulationConfig
 from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database, target_from_env
 
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _external_server() -> Target:
@@ -41,7 +34,7 @@ def _external_server() -> Target:
 
 @pytest.fixture(scope="session")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = EmbeddedServer(pgdata=tmp_path_factory.mktemp("embedded") / "pgdata", port=_free_port())
+    server = EmbeddedServer(pgdata=tmp_path_factory.mktemp("embedded") / "pgdata", port=free_port())
     server.start()
     yield server
     server.stop()

@@ -8,10 +8,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from queries import query
 
 from recommender import pipeline
 from recommender.dbt import run_dbt
-from recommender.warehouse import Target
 
 REAL_CORE_COUNTS = {
     "core.titles": 5806,
@@ -26,28 +26,22 @@ REAL_CORE_COUNTS = {
 }
 
 
-def _query(target: Target, query: str) -> list[tuple]:
-    with closing(target.connect()) as conn, conn.cursor() as cur:
-        cur.execute(query)
-        return cur.fetchall()
-
-
 @pytest.mark.real_export
 def test_real_export_core_counts_and_links(real_warehouse: pipeline.Summary) -> None:
     target = real_warehouse.target
     assert {name: real_warehouse.row_counts[name] for name in REAL_CORE_COUNTS} == REAL_CORE_COUNTS
     assert real_warehouse.unmatched_rankings == 0
-    assert _query(target, "select count(content_id) from core.title_rankings") == [(713,)]
-    codes = [code for (code,) in _query(target, "select country_code from core.countries")]
+    assert query(target, "select count(content_id) from core.title_rankings") == [(713,)]
+    codes = [code for (code,) in query(target, "select country_code from core.countries")]
     assert codes and all(re.fullmatch("[A-Z]{2}", code) for code in codes)
-    lebanon = _query(
+    lebanon = query(
         target,
         "select pc.country_code from raw.raw_titles as r"
         " join core.title_production_countries as pc on pc.content_id = r.id"
         " where r.production_countries like '%Lebanon%'",
     )
     assert lebanon == [("LB",)]
-    assert _query(target, "select count(*) from core.title_production_countries where country_code = 'NA'") == [(1,)]
+    assert query(target, "select count(*) from core.title_production_countries where country_code = 'NA'") == [(1,)]
     assert real_warehouse.dbt_counts.get(("test", "warn"), 0) == 0
     assert not real_warehouse.quality.failures
 
@@ -57,7 +51,7 @@ def test_sample_keeps_and_counts_its_unmatched_best_of_row(sample_warehouse: pip
     assert sample_warehouse.dbt_counts[("test", "warn")] == 1  # warn_unmatched_title_rankings, a real finding
     assert ("test", "fail") not in sample_warehouse.dbt_counts
     assert sample_warehouse.dbt_counts[("unit_test", "pass")] >= 5
-    rows = _query(
+    rows = query(
         sample_warehouse.target,
         "select listed_title, content_id from core.title_rankings where content_id is null",
     )
@@ -71,14 +65,14 @@ def test_sample_keeps_and_counts_its_unmatched_best_of_row(sample_warehouse: pip
 
 def test_contracts_put_keys_and_checks_in_the_database(sample_warehouse: pipeline.Summary) -> None:
     target = sample_warehouse.target
-    without_key = _query(
+    without_key = query(
         target,
         "select c.relname from pg_class as c where c.relnamespace = 'core'::regnamespace and c.relkind = 'r'"
         " and not exists (select from pg_constraint as k where k.conrelid = c.oid and k.contype = 'p')",
     )
     assert without_key == []  # every core table has its primary key in the database
     constraints = dict(
-        _query(
+        query(
             target, "select contype, count(*) from pg_constraint where connamespace = 'core'::regnamespace group by 1"
         )
     )
@@ -127,4 +121,4 @@ def test_analyses_compile_and_answer(sample_warehouse: pipeline.Summary, work_di
         "best_of_by_score_and_votes",
     }
     for path in compiled:
-        assert _query(sample_warehouse.target, path.read_text()), f"{path.stem} returned no rows"
+        assert query(sample_warehouse.target, path.read_text()), f"{path.stem} returned no rows"

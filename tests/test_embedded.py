@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from recommender.embedded import HOST, EmbeddedServer, EmbeddedServerError
+from recommender.embedded import HOST, EmbeddedServer, EmbeddedServerError, free_port
 from recommender.warehouse import DEFAULT_EMBEDDED_PORT, embedded_server, target_from_env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def test_start_is_reused_and_stop_stops(tmp_path: Path) -> None:
-    server = EmbeddedServer(pgdata=tmp_path / "pgdata", port=_free_port())
+    server = EmbeddedServer(pgdata=tmp_path / "pgdata", port=free_port())
     assert not server.is_running()
     assert server.start() is True
     try:

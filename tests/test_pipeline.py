@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ast
 import csv
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 from export_copies import copy_export, drop_column, replace_field, resave_without_index
+from queries import query
 
 from recommender import exports, pipeline
 from recommender.dbt import run_dbt
@@ -34,16 +34,10 @@ STAGING_OF = {
 }
 
 
-def _query(target: Target, query: str, params: tuple = ()) -> list[tuple]:
-    with closing(target.connect()) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        return cur.fetchall()
-
-
 def _raw_snapshot(target: Target) -> dict[str, tuple[int, str]]:
     """Row count and a digest of every row of every raw table."""
     return {
-        table: _query(
+        table: query(
             target,
             f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from raw.{table} as t",
         )[0]
@@ -72,7 +66,7 @@ def test_schemas_are_named_exactly(sample_warehouse: pipeline.Summary) -> None:
 
 
 def test_staging_parses_lists_and_blanks_like_python(sample_warehouse: pipeline.Summary) -> None:
-    rows = _query(
+    rows = query(
         sample_warehouse.target,
         "select r.id, r.genres, r.production_countries, s.genres, s.production_countries, r.title, s.title"
         " from raw.raw_titles as r join staging.stg_netflix__titles as s on s.content_id = r.id",
@@ -87,10 +81,10 @@ def test_staging_parses_lists_and_blanks_like_python(sample_warehouse: pipeline.
 
 def test_credits_keep_null_like_characters_and_trim_names(sample_warehouse: pipeline.Summary) -> None:
     characters = {
-        c for (c,) in _query(sample_warehouse.target, "select character_name from staging.stg_netflix__credits")
+        c for (c,) in query(sample_warehouse.target, "select character_name from staging.stg_netflix__credits")
     }
     assert {"Nan", "Nat", None} <= characters
-    untrimmed = _query(
+    untrimmed = query(
         sample_warehouse.target,
         "select count(*) from staging.stg_netflix__credits where person_name <> btrim(person_name, e' \\u00a0')",
     )
@@ -114,7 +108,7 @@ def test_real_export_resaved_without_index_with_bom_and_lf_loads_the_same(
     assert (copy / "raw_titles.csv").read_bytes().startswith(b"\xef\xbb\xbfid,title")
     summary = pipeline.run(database, copy, work_dir=work_dir / "dbt", simulation=None)
     assert {name: summary.row_counts[name] for name in REAL_COUNTS} == REAL_COUNTS
-    columns = _query(database, "select column_name from information_schema.columns where table_name = 'raw_titles'")
+    columns = query(database, "select column_name from information_schema.columns where table_name = 'raw_titles'")
     assert "index" not in {c for (c,) in columns}
 
 
@@ -126,12 +120,12 @@ def test_switching_between_copies_with_and_without_index_reshapes_the_raw_table(
     pipeline.run(database, without, work_dir=work_dir / "b", simulation=None)
     columns = {
         c
-        for (c,) in _query(
+        for (c,) in query(
             database, "select column_name from information_schema.columns where table_name = 'raw_titles'"
         )
     }
     assert "index" not in columns and "release_year" in columns
-    assert _query(database, "select count(*) from staging.stg_netflix__titles") == [(600,)]
+    assert query(database, "select count(*) from staging.stg_netflix__titles") == [(600,)]
     # dbt wrote its compiled seed SQL beside, not over, the copy it loaded
     assert (work_dir / "b" / "raw_export" / "raw_titles.csv").read_bytes() == (without / "raw_titles.csv").read_bytes()
 
