@@ -1,0 +1,20 @@
+"""The baseline every model must beat: the same most-watched items for everyone."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.models.base import Recommender
+
+
+class Popularity(Recommender):
+    """Score = share of users who interacted with the item (0..1)."""
+
+    name = "popularity"
+
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        self.share = self.popularity / max(matrix.shape[0], 1)
+
+    def _scores(self, rows: np.ndarray, matrix_rows: sp.csr_matrix) -> np.ndarray:
+        return np.broadcast_to(self.share, (len(rows), len(self.share))).copy()
