@@ -12,10 +12,11 @@ from pathlib import Path
 
 import psycopg2
 
-from recommender import activity, exports, pipeline
+from recommender import activity, exports, pipeline, publish, train
 from recommender.countries import REFERENCE_SEED, write_reference
 from recommender.dbt import run_dbt
 from recommender.embedded import EmbeddedServerError, psql_path
+from recommender.models import DEFAULT_MODEL, MODELS
 from recommender.sample import write_sample
 from recommender.simulate import SimulationConfig, simulate_into
 from recommender.warehouse import (
@@ -59,6 +60,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"simulated {len(simulation.users):,} users and {len(simulation.events):,} events"
         f" in {time.perf_counter() - started:.1f} s{f'; tastes in {args.truth}' if args.truth else ''}"
     )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    with closing(_warehouse().connect()) as conn:
+        print(train.train(conn, args.model, k=args.k))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    with closing(_warehouse().connect()) as conn:
+        print(f"current recommendations: run {publish.rollback(conn)}")
     return 0
 
 
@@ -109,6 +122,63 @@ def cmd_psql(args: argparse.Namespace) -> int:
     os.execve(psql_path(), ["psql", target.uri(), *args.extra], {**os.environ, **target.env()})
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    # imported here, not at the top: only this command needs matplotlib, MovieLens and the splitters
+    import pandas as pd
+
+    from recommender import evaluate, movielens, splits
+
+    started = time.perf_counter()
+    split = args.split or ("stratified" if args.movielens else "temporal")
+    by = args.by or ("item" if args.movielens and split == "stratified" else "user")
+    truth = title_features = None
+    try:
+        if args.movielens:
+            if args.truth:
+                raise ValueError("--truth scores simulated users; it does not apply to --movielens")
+            interactions, source = movielens.load_ratings(args.movielens), f"MovieLens ratings in {args.movielens}"
+            try:
+                features = movielens.load_items(args.movielens)
+            except movielens.MovieLensError:
+                features = None  # no item file beside the ratings: the content model is skipped
+        else:
+            with closing(_warehouse().connect()) as conn:
+                interactions, title_features = evaluate.warehouse_interactions(conn), evaluate.title_features(conn)
+            if interactions.empty:
+                raise LookupError("marts.ml_interactions is empty: run `make run` (or simulate, then dbt build) first")
+            source, features = "the warehouse's marts.ml_interactions", evaluate.content_features(title_features)
+            truth = pd.read_csv(args.truth) if args.truth else None
+        if split == "stratified":
+            train, test = splits.stratified_split(interactions, args.ratio, by=by, seed=args.seed)
+        else:
+            train, test = splits.temporal_split(interactions, args.ratio, by=by)
+        names = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else list(MODELS)
+        factories, skipped = evaluate.model_factories(names, features)
+
+        def taste(recs: pd.DataFrame) -> dict[str, float]:
+            return {"taste": evaluate.taste_score(recs, truth, title_features, args.k, seen=train)}
+
+        results = evaluate.evaluate_models(
+            factories, train, test, args.k, score=taste if truth is not None else None, progress=True
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    protocol = evaluate.protocol_text(
+        source, train, test, split=split, by=by, ratio=args.ratio, k=args.k, seed=args.seed
+    )
+    title = "MovieLens evaluation" if args.movielens else "Warehouse evaluation"
+    md_path, png_path = evaluate.write_report(results, args.out, title, protocol)
+    print(evaluate.markdown_table(results))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    print(
+        f"evaluated {len(results)} models on {results.users.max() if len(results) else 0:,} test users"
+        f" in {time.perf_counter() - started:.1f} s; report: {md_path} (chart {png_path})"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m recommender", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -126,6 +196,15 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--truth", type=Path, help="write each user's latent taste to this CSV file")
     sim.add_argument("--replace", action="store_true", help="replace what these user ids hold from another simulation")
     sim.set_defaults(func=cmd_simulate)
+
+    fit = commands.add_parser("train", help="fit a recommender on the marts, evaluate it, publish top-k per user")
+    fit.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help=f"default: {DEFAULT_MODEL}")
+    fit.add_argument("--k", type=int, default=20, help="recommendations per user (default 20)")
+    fit.set_defaults(func=cmd_train)
+
+    commands.add_parser("rollback", help="make the previous published run current again").set_defaults(
+        func=cmd_rollback
+    )
 
     check = commands.add_parser("check-export", help="check an export folder without loading it")
     check.add_argument("folder", type=Path)
@@ -147,6 +226,18 @@ def parser() -> argparse.ArgumentParser:
 
     psql = commands.add_parser("psql", help="open psql on the warehouse; further arguments go to psql")
     psql.set_defaults(func=cmd_psql, passes_extra=True)
+
+    ev = commands.add_parser("evaluate", help="fit models on a train split, score them on the rest, write a report")
+    ev.add_argument("--movielens", type=Path, help="MovieLens ratings (file, folder, zip or RecBole wheel)")
+    ev.add_argument("--split", choices=("stratified", "temporal"), help="default: stratified (MovieLens), temporal")
+    ev.add_argument("--by", choices=("item", "user"), help="per item or user (default: item for MovieLens stratified)")
+    ev.add_argument("--ratio", type=float, default=0.75, help="train share of each user's (item's) interactions")
+    ev.add_argument("--seed", type=int, default=42, help="seed of the stratified split")
+    ev.add_argument("--k", type=int, default=10, help="length of the recommendation lists")
+    ev.add_argument("--models", help="comma separated names (default: every model in recommender.models.MODELS)")
+    ev.add_argument("--truth", type=Path, help="tastes CSV of `simulate --truth`: adds the taste score")
+    ev.add_argument("--out", type=Path, default=PROJECT_ROOT / "target" / "evaluation", help="report folder")
+    ev.set_defaults(func=cmd_evaluate)
     return root
 
 
@@ -161,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         exports.ExportError,
         pipeline.PipelineError,
         activity.BatchError,
+        train.TrainError,
+        publish.PublishError,
         EmbeddedServerError,
         LookupError,
         psycopg2.Error,

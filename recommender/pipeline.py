@@ -1,4 +1,4 @@
-"""The main job: load the raw export, build the warehouse with dbt, print what it holds."""
+"""The main job: load the raw export, build the warehouse with dbt, simulate, train, print what it holds."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from recommender import access, activity, exports, quality
+from recommender import access, activity, exports, publish, quality
 from recommender.dbt import result_counts, run_dbt
 from recommender.simulate import SimulationConfig, simulate_into
+from recommender.train import TrainResult, train
 from recommender.warehouse import PROJECT_ROOT, Target
 
 LAYERS = ("raw", "staging", "core", "marts", "app")
@@ -31,6 +32,7 @@ class Summary:
     dbt_counts: dict[tuple[str, str], int]  # (resource type, status) -> nodes
     unmatched_rankings: int
     simulated: list[activity.WriteResult]
+    trained: TrainResult | None
     quality: quality.QualityReport
     seconds: float
     target: Target
@@ -52,6 +54,8 @@ class Summary:
         )
         lines.append(f"  best-of entries matching no title: {self.unmatched_rankings} (kept in core.title_rankings)")
         lines += [f"  simulation: {result}" for result in self.simulated]
+        if self.trained:
+            lines.append(f"  recommender: {self.trained}")
         lines.append(f"  {self.quality.render()}")
         lines.append(f"  connect: psql {self.target.uri(with_password=False)}  (or: make psql, make dsn)")
         lines.append(f"  analysts: user analyst, password in {access.password_hint('analyst')} (see README)")
@@ -80,13 +84,14 @@ def run(
     work_dir: Path = PROJECT_ROOT / "target",
     simulation: SimulationConfig | None = DEFAULT_COHORT,
 ) -> Summary:
-    """Check the export (nothing is loaded if any file is bad), ``dbt build`` it, simulate activity, check quality.
+    """Check the export (nothing is loaded if any file is bad), ``dbt build`` it, simulate, train, check quality.
 
     ``raw_data_dir`` is a folder holding the six export files (original Kaggle
     names or seed names); without it the committed sample in ``seeds/netflix`` is loaded.
     ``work_dir`` is dbt's target folder; it must lie inside the project, since the
     checked export is copied into it for ``dbt seed``. ``simulation`` is the default
-    cohort written to ``app`` (replacing an earlier default cohort); None skips it.
+    cohort written to ``app`` (replacing an earlier default cohort), on which the
+    default recommender is trained and published; None skips both.
     """
     started = time.perf_counter()
     folder = raw_data_dir or exports.SAMPLE_DIR
@@ -94,6 +99,7 @@ def run(
     with closing(target.connect()) as conn:
         exports.check(conn, files)
         activity.ensure_schema(conn)
+        publish.ensure_schema(conn)  # dbt reads predictions as a source
     raw_dir = exports.prepare(files, work_dir / "raw_export") if raw_data_dir else None
     dbt_counts: Counter[tuple[str, str]] = Counter()
 
@@ -116,6 +122,7 @@ def run(
     with closing(target.connect()) as conn:
         access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
         access.prepare_python_schemas(conn)
+        trained = train(conn) if simulation is not None else None
     try:
         report = quality.validate(target, work_dir)
     except quality.QualityError as exc:
@@ -126,6 +133,7 @@ def run(
         dbt_counts=dict(dbt_counts),
         unmatched_rankings=_scalar(target, "select count(*) from core.title_rankings where content_id is null"),
         simulated=simulated,
+        trained=trained,
         quality=report,
         seconds=time.perf_counter() - started,
         target=target,

@@ -149,7 +149,7 @@ def _tastes(rng: np.random.Generator, users: pd.DataFrame, catalogue: Catalogue)
     return genre_taste.astype(np.float32), country_taste.astype(np.float32)
 
 
-def _affinity(genre_taste: np.ndarray, country_taste: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+def affinity(genre_taste: np.ndarray, country_taste: np.ndarray, catalogue: Catalogue) -> np.ndarray:
     """Users x titles: mean affinity for the title's genres times mean affinity for its countries (1 if none)."""
     genre_counts = catalogue.genre_matrix.sum(axis=1)
     country_counts = catalogue.country_matrix.sum(axis=1)
@@ -225,9 +225,9 @@ def simulate(features: pd.DataFrame, config: SimulationConfig, progress: bool = 
     events = []
     chunks = list(_chunks(config))
     for chunk in tqdm(chunks, desc="simulating", unit="chunk", disable=not progress):
-        affinity = _affinity(genre_taste[chunk], country_taste[chunk], catalogue)
+        chunk_affinity = affinity(genre_taste[chunk], country_taste[chunk], catalogue)
         chunk_rng = np.random.default_rng([config.seed, chunk.start])
-        events.append(_chunk_events(chunk_rng, users.iloc[chunk], affinity, catalogue, config))
+        events.append(_chunk_events(chunk_rng, users.iloc[chunk], chunk_affinity, catalogue, config))
     truth = pd.concat(
         [
             users[["user_id"]],

@@ -1,10 +1,13 @@
-"""Running a query against a test database."""
+"""Running a query or the command line against a test database."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from contextlib import closing
 
-from recommender.warehouse import Target
+from recommender.warehouse import PROJECT_ROOT, Target
 
 
 def query(target: Target, sql: str, params: tuple = ()) -> list[tuple]:
@@ -12,3 +15,14 @@ def query(target: Target, sql: str, params: tuple = ()) -> list[tuple]:
     with closing(target.connect()) as conn, conn.cursor() as cur:
         cur.execute(sql, params or None)  # no params: % is a literal, as in LIKE patterns
         return cur.fetchall()
+
+
+def cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m recommender ARGS`` with the libpq variables pointing at ``target``."""
+    return subprocess.run(
+        [sys.executable, "-m", "recommender", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **target.env()},
+        text=True,
+        capture_output=True,
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -13,9 +11,10 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+from queries import cli
 
 from recommender import activity, pipeline
-from recommender.warehouse import PROJECT_ROOT, Target, read_table
+from recommender.warehouse import PROJECT_ROOT, read_table
 
 
 @pytest.fixture
@@ -149,24 +148,14 @@ def test_ml_interactions_has_one_row_per_watched_pair(small_warehouse: pipeline.
     assert small_warehouse.row_counts["core.viewing_events"] == small_warehouse.row_counts["app.viewing_events"]
 
 
-def _cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recommender", *args],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **target.env()},
-        text=True,
-        capture_output=True,
-    )
-
-
 def test_simulate_twice_leaves_the_event_count_unchanged(small_warehouse: pipeline.Summary, tmp_path: Path) -> None:
     target = small_warehouse.target
     command = ["simulate", "--users", "150", "--days", "10", "--seed", "3", "--first-user-id", "600000"]
-    first = _cli(target, *command, "--truth", str(tmp_path / "truth.csv"))
+    first = cli(target, *command, "--truth", str(tmp_path / "truth.csv"))
     assert first.returncode == 0, first.stderr
     with closing(target.connect()) as conn:
         events = _count(conn, "app.viewing_events")
-    second = _cli(target, *command)
+    second = cli(target, *command)
     assert second.returncode == 0, second.stderr
     assert "already in the warehouse, skipped" in second.stdout
     with closing(target.connect()) as conn:

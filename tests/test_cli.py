@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from export_copies import copy_export, replace_field
+from queries import cli
 
 from recommender import exports
-from recommender.warehouse import PROJECT_ROOT, Target
-
-
-def _cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **target.env()}
-    return subprocess.run(
-        [sys.executable, "-m", "recommender", *args], cwd=PROJECT_ROOT, env=env, text=True, capture_output=True
-    )
+from recommender.warehouse import Target
 
 
 def test_dsn_prints_the_uri_of_the_selected_server(database: Target) -> None:
-    result = _cli(database, "dsn")
+    result = cli(database, "dsn")
     assert result.returncode == 0
     assert result.stdout.strip() == database.uri()
 
 
 def test_psql_runs_on_the_warehouse(database: Target) -> None:
-    result = _cli(database, "psql", "-XAtc", "select current_database()")
+    result = cli(database, "psql", "-XAtc", "select current_database()")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == database.database
 
@@ -38,7 +29,7 @@ def test_run_with_a_corrupted_export_exits_nonzero_naming_file_line_and_column(
     corrupted = copy_export(
         exports.SAMPLE_DIR, tmp_path / "corrupted", {"raw_titles": replace_field(3, "release_year", "nineteen-ninety")}
     )
-    result = _cli(database, "run", "--raw-data-dir", str(corrupted))
+    result = cli(database, "run", "--raw-data-dir", str(corrupted))
     assert result.returncode == 2
     assert "raw_titles.csv (raw_titles)" in result.stderr
     assert "line 3, column release_year" in result.stderr
@@ -46,12 +37,12 @@ def test_run_with_a_corrupted_export_exits_nonzero_naming_file_line_and_column(
 
 
 def test_check_export_reports_row_counts(database: Target) -> None:
-    result = _cli(database, "check-export", str(exports.SAMPLE_DIR))
+    result = cli(database, "check-export", str(exports.SAMPLE_DIR))
     assert result.returncode == 0, result.stderr
     assert "raw_titles: 600 rows" in result.stdout
 
 
 def test_unknown_arguments_are_refused(database: Target) -> None:
-    result = _cli(database, "dsn", "--bogus")
+    result = cli(database, "dsn", "--bogus")
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr

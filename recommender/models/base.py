@@ -89,7 +89,9 @@ class Recommender:
         items, top = top_k(share[None, :], k)
         n = items.shape[1]
         return self._frame(
-            [np.repeat(np.asarray(users, dtype=object), n)], [np.tile(items[0], len(users))], [np.tile(top[0], len(users))]
+            [np.repeat(np.asarray(users, dtype=object), n)],
+            [np.tile(items[0], len(users))],
+            [np.tile(top[0], len(users))],
         )
 
     def _frame(self, users: list[np.ndarray], items: list[np.ndarray], scores: list[np.ndarray]) -> pd.DataFrame:

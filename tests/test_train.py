@@ -1,0 +1,122 @@
+"""Training on the warehouse and publishing: every user covered, new users served, failures harmless, rollback."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from queries import cli, query
+
+from recommender import activity, pipeline, train
+from recommender.dbt import run_dbt
+from recommender.warehouse import Target
+
+K = 20
+
+
+def test_after_the_pipeline_every_user_has_k_current_recommendations(sample_warehouse: pipeline.Summary) -> None:
+    target = sample_warehouse.target
+    ((users, covered, rows, watched_reasons, blank_reasons),) = query(
+        target,
+        "select (select count(*) from core.users),"
+        " (select count(distinct user_id) from marts.user_recommendations"
+        "  where user_id in (select user_id from core.users)),"
+        " (select count(*) from marts.user_recommendations),"
+        " (select count(*) from marts.user_recommendations where reason like 'because you watched %'),"
+        " (select count(*) from marts.user_recommendations where coalesce(reason, '') = '')",
+    )
+    assert users == covered == 500
+    assert rows == users * K
+    assert watched_reasons > rows / 2 and blank_reasons == 0
+    # nothing recommended that the user already watched
+    assert query(
+        target,
+        "select count(*) from marts.user_recommendations as r"
+        " inner join marts.ml_interactions as i on r.user_id = i.user_id and r.content_id = i.content_id",
+    ) == [(0,)]
+
+
+def test_the_run_records_its_data_metrics_and_beats_popularity(sample_warehouse: pipeline.Summary) -> None:
+    ((status, current, model, snapshot, metrics, user_count),) = query(
+        sample_warehouse.target,
+        "select status, is_current, model, data_snapshot, metrics, user_count from predictions.model_runs",
+    )
+    assert (status, current, model, user_count) == ("published", True, "default", 500)
+    assert snapshot["interactions"] == sample_warehouse.row_counts["marts.ml_interactions"]
+    assert metrics["default"]["ndcg"] > metrics["popularity"]["ndcg"] > 0
+    assert metrics["default"]["precision"] > metrics["popularity"]["precision"]
+
+
+def _current(summary: pipeline.Summary) -> tuple[str, list[tuple]]:
+    rows = query(
+        summary.target,
+        "select run_id, user_id, content_id, rank from predictions.current_recommendations order by user_id, rank",
+    )
+    return rows[0][0], rows
+
+
+def test_a_brand_new_user_gets_recommendations(small_warehouse: pipeline.Summary, work_dir: Path) -> None:
+    target = small_warehouse.target
+    newcomer = pd.DataFrame(
+        {
+            "user_id": [900001],
+            "age_band": ["25-34"],
+            "country_code": ["BR"],
+            "signup_date": pd.to_datetime(["2023-02-01"]),
+            "plan": ["basic"],
+            "device": ["mobile"],
+            "language": ["pt"],
+            "attributes": [{}],
+        }
+    )
+    with closing(target.connect()) as conn:
+        activity.write_users(conn, newcomer)
+    assert run_dbt(["build", "--quiet", "--select", "source:app+"], target, target_path=work_dir).returncode == 0
+    with closing(target.connect()) as conn:
+        result = train.train(conn, k=K)
+    assert result.users == small_warehouse.row_counts["core.users"] + 1
+    rows = query(target, "select rank, reason from marts.user_recommendations where user_id = 900001 order by rank")
+    assert [rank for rank, _ in rows] == list(range(1, K + 1))
+    assert {reason for _, reason in rows} == {"popular with viewers"}
+
+
+def test_a_run_failing_mid_way_leaves_the_current_run_untouched(
+    small_warehouse: pipeline.Summary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _current(small_warehouse)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("explaining failed")
+
+    monkeypatch.setattr(train, "explain", broken)
+    with closing(small_warehouse.target.connect()) as conn, pytest.raises(RuntimeError, match="explaining failed"):
+        train.train(conn, k=K)
+    assert _current(small_warehouse) == before
+    ((status, error),) = query(
+        small_warehouse.target, "select status, error from predictions.model_runs order by started_at desc limit 1"
+    )
+    assert status == "failed" and "explaining failed" in error
+
+
+def test_rollback_makes_the_previous_run_current_again(small_warehouse: pipeline.Summary) -> None:
+    target = small_warehouse.target
+    first_run, first_rows = _current(small_warehouse)
+    with closing(target.connect()) as conn:
+        second = train.train(conn, "ease", k=5)
+    assert _current(small_warehouse)[0] == second.run_id
+    result = cli(target, "rollback")
+    assert result.returncode == 0, result.stderr
+    assert first_run in result.stdout
+    assert _current(small_warehouse) == (first_run, first_rows)
+    assert query(target, "select status from predictions.model_runs where run_id = %s", (second.run_id,)) == [
+        ("rolled_back",)
+    ]
+    assert query(target, "select count(distinct run_id) from marts.user_recommendations") == [(1,)]
+
+
+def test_train_on_an_empty_warehouse_says_what_to_run_first(database: Target) -> None:
+    result = cli(database, "train")
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "marts.ml_interactions" in result.stderr
