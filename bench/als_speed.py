@@ -39,6 +39,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import implicit
@@ -150,12 +151,43 @@ def environment() -> str:
         f"{p['internal_api']} {p.get('version') or ''} {p['num_threads']} threads ({p['prefix']})".replace("  ", " ")
         for p in threadpool_info()
     ]
+    caches = Path("/sys/devices/system/cpu/cpu0/cache")
+    sizes = {
+        f"L{(index / 'level').read_text().strip()}": (index / "size").read_text().strip()
+        for index in sorted(caches.glob("index*"))
+        if (index / "type").read_text().strip() != "Instruction"
+    }
+    cache = ", ".join(f"{level} {size}" for level, size in sizes.items()) or "caches unknown"
     return (
-        f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, implicit"
+        f"{os.cpu_count()} cores ({platform.machine()}; {cache}), Python {platform.python_version()}, implicit"
         f" {implicit.__version__} (CUDA build: {'yes' if implicit.gpu.HAS_CUDA else 'no'}), numpy {np.__version__},"
         f" scipy {scipy.__version__}, pandas {pd.__version__}; thread pools: {'; '.join(pools)};"
         f" load average {os.getloadavg()[0]:.1f} at start"
     )
+
+
+def solver_sides(direct: Any, weighted: Any, params: dict[str, Any], runs: int) -> tuple[float, float]:
+    """Median seconds of one half-iteration of implicit's solver on each side: users, then items.
+
+    The user side reads the item factors (small, cached); the item side gathers the factors
+    of each title's users, which outgrow the CPU caches as users grow.
+    """
+    confidence = weighted * np.float32(params["alpha"]) if params["alpha"] != 1 else weighted
+    transposed = confidence.T.tocsr()
+    user_factors, item_factors = direct.user_factors.copy(), direct.item_factors.copy()
+
+    def solve(matrix: Any, solved: np.ndarray, fixed: np.ndarray) -> None:
+        with threadpool_limits(limits=1, user_api="blas"):
+            direct.solver(matrix, solved, fixed, params["regularization"], num_threads=0)
+
+    sides = interleaved(
+        {
+            "user": lambda: solve(confidence, user_factors, item_factors),
+            "item": lambda: solve(transposed, item_factors, user_factors),
+        },
+        runs,
+    )
+    return sides["user"][0], sides["item"][0]
 
 
 # -- one size --------------------------------------------------------------------
@@ -213,6 +245,15 @@ def measure(
         flush=True,
     )
 
+    user_side_s, item_side_s = solver_sides(direct, weighted, params, runs)
+    print(
+        f"  solver_sides_{users}: user side {user_side_s:.3f} s ({user_side_s / rows * 1e9:.0f} ns/row),"
+        f" item side {item_side_s:.3f} s ({item_side_s / rows * 1e9:.0f} ns/row) (one half-iteration each,"
+        f" median of {runs}); user factors {direct.user_factors.nbytes / 2**20:,.1f} MiB,"
+        f" item factors {direct.item_factors.nbytes / 2**20:,.1f} MiB",
+        flush=True,
+    )
+
     user_ids = model.user_index
     recommends = interleaved(
         {
@@ -243,6 +284,8 @@ def measure(
         "to_matrix": matrix_s,
         "ours": ours_s,
         "implicit": implicit_s,
+        "user_side": user_side_s,
+        "item_side": item_side_s,
         "recommend": rec_s,
         "recommend_implicit": rec_implicit_s,
     }
@@ -297,12 +340,16 @@ def main() -> None:
         fit_x = after["ours"] / before["ours"]
         print(
             f"growth_{before['users']}_to_{after['users']}: rows x{rows_x:.2f}; fit ours x{fit_x:.2f},"
-            f" implicit x{after['implicit'] / before['implicit']:.2f}, to_matrix"
+            f" implicit x{after['implicit'] / before['implicit']:.2f} (solver user side"
+            f" x{after['user_side'] / before['user_side']:.2f},"
+            f" item side x{after['item_side'] / before['item_side']:.2f}),"
+            " to_matrix"
             f" x{after['to_matrix'] / before['to_matrix']:.2f}, recommend ours"
             f" x{after['recommend'] / before['recommend']:.2f}, implicit"
             f" x{after['recommend_implicit'] / before['recommend_implicit']:.2f};"
             f" fit growth / rows growth {fit_x / rows_x:.2f} (1.00 = linear)"
         )
+    print(f"load_average_at_end: {os.getloadavg()[0]:.1f} (1 minute; {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

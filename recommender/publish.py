@@ -24,6 +24,12 @@ behind (one attached before the failure is detached and dropped; if a reader blo
 the next publish's pruning drops it); the previous run stays current, its rows untouched.
 ``rollback`` makes the previous published run current again.
 
+The rows are written with COPY FREEZE (the table is new in the transaction): readers never
+set hint bits on them and index-only scans work at once. As PostgreSQL documents for FREEZE,
+a REPEATABLE READ transaction older than the publish that reads the parent table directly
+can see the new run's rows (never through ``current_recommendations``, which joins the
+current run as of its snapshot).
+
 Publishing needs the owner of ``predictions.recommendations`` (ATTACH and DETACH are the
 owner's), i.e. the warehouse owner, not the data_scientist role.
 """
@@ -542,6 +548,8 @@ def publish(
     """
     started = time.perf_counter()
     steps: dict[str, float] = {}
+    if keep < 1:
+        raise PublishError(f"keep must be at least 1 (the current run), not {keep}")
     with conn, conn.cursor() as cur:
         status = _status(cur, run_id)
     if status != "running":
@@ -571,7 +579,7 @@ def publish(
         try:
             fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
         except Exception as also:
-            exc.add_note(f"marking run {run_id} failed failed too: {also}")
+            exc.add_note(f"and run {run_id} could not be marked failed: {also}")
         if attached and _partition_exists(conn, run_id):
             exc.add_note(f"its partition {partition_name(run_id)} stays until the next publish prunes it")
         raise

@@ -75,6 +75,7 @@ def test_unknown_users_get_the_most_popular_items_not_an_exception(name: str) ->
 def test_popularity_scores_are_user_shares() -> None:
     interactions = pd.DataFrame({"user_id": [1, 2, 3, 3], "item_id": ["a", "a", "a", "b"], "weight": [1.0, 1, 1, 1]})
     recs = build_model("popularity").fit(interactions).recommend([42], k=5)
+    assert recs["user_id"].dtype == np.int64  # the caller's ids keep their type
     assert recs["item_id"].tolist() == ["a", "b"]
     assert recs["score"].tolist() == pytest.approx([1.0, 1 / 3])
 

@@ -127,7 +127,7 @@ def _poll(target: Target, stop: threading.Event, polls: list[tuple[float, float,
     """Count the current recommendations per run until ``stop``; in transactions of 5 reads, or autocommit."""
     with closing(target.connect()) as reader, reader.cursor() as cur:
         reader.autocommit = not transaction
-        while not stop.is_set() or len(polls) < 2:
+        while not stop.is_set():
             began = time.monotonic()
             cur.execute("select run_id, count(*) from predictions.current_recommendations group by run_id")
             polls.append((began, time.monotonic(), cur.fetchall()))
@@ -156,7 +156,8 @@ def test_readers_never_see_an_empty_partial_or_mixed_set(database: Target, conn:
     began = time.monotonic()
     publish.publish(conn, run_id, _recommendations(size // 20, k=20, seed=4), metrics={}, timings={})
     ended = time.monotonic()
-    time.sleep(0.2)
+    while not all(any(start > ended for start, _, _ in reader) for reader in polls) and time.monotonic() < ended + 30:
+        time.sleep(0.01)  # until every reader has read again after the publish
     stop.set()
     for thread in threads:
         thread.join(timeout=60)

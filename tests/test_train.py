@@ -77,7 +77,11 @@ def test_a_brand_new_user_gets_recommendations(small_warehouse: pipeline.Summary
     with closing(target.connect()) as conn:
         result = train.train(conn, k=K)
     assert result.users == small_warehouse.row_counts["core.users"] + 1
-    rows = query(target, "select rank, reason from marts.user_recommendations where user_id = 900001 order by rank")
+    rows = query(
+        target,
+        "select recommendation_rank, reason from marts.user_recommendations"
+        " where user_id = 900001 order by recommendation_rank",
+    )
     assert [rank for rank, _ in rows] == list(range(1, K + 1))
     assert {reason for _, reason in rows} == {"popular with viewers"}
 

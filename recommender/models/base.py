@@ -58,53 +58,55 @@ class Recommender:
         users who interacted with the item); nothing raises for an unknown id. A
         user gets fewer than ``k`` rows only when fewer items are left unseen.
         """
-        users = pd.Index(pd.unique(np.asarray(list(user_ids), dtype=object)))
+        # the caller's ids keep their dtype (ints stay ints); tuples stay single ids, not index levels
+        users = pd.Index(list(user_ids), tupleize_cols=False).unique()
         rows = self.user_index.get_indexer(users)
-        known = rows >= 0
-        frames = [self._recommend_known(users[known], rows[known], k, exclude_seen)]
-        if (~known).any():
-            frames.append(self._recommend_unknown(users[~known], k))
-        result = pd.concat(frames, ignore_index=True)
-        order = pd.Series(np.arange(len(users)), index=users)
-        result = result.iloc[np.lexsort((result["rank"].to_numpy(), order.loc[result.user_id].to_numpy()))]
-        return result.reset_index(drop=True)
-
-    def _recommend_known(self, users: pd.Index, rows: np.ndarray, k: int, exclude_seen: bool) -> pd.DataFrame:
-        out_users, out_items, out_scores = [], [], []
-        for begin in range(0, len(rows), BATCH_USERS):
-            batch = rows[begin : begin + BATCH_USERS]
-            seen = self.matrix[batch]
-            scores = np.asarray(self._scores(batch, seen), dtype=np.float32)
-            if exclude_seen:
-                mark_seen(scores, seen)
-            items, top = top_k(scores, k)
-            keep = np.isfinite(top)
-            out_users.append(np.repeat(np.asarray(users[begin : begin + BATCH_USERS], dtype=object), keep.sum(axis=1)))
-            out_items.append(items[keep])
-            out_scores.append(top[keep])
-        return self._frame(out_users, out_items, out_scores)
-
-    def _recommend_unknown(self, users: pd.Index, k: int) -> pd.DataFrame:
-        share = self.popularity / max(len(self.user_index), 1)
-        items, top = top_k(share[None, :], k)
-        n = items.shape[1]
-        return self._frame(
-            [np.repeat(np.asarray(users, dtype=object), n)],
-            [np.tile(items[0], len(users))],
-            [np.tile(top[0], len(users))],
+        known = np.flatnonzero(rows >= 0)
+        unknown = np.flatnonzero(rows < 0)
+        blocks = [
+            self._recommend_rows(known[i : i + BATCH_USERS], rows, k, exclude_seen)
+            for i in range(0, len(known), BATCH_USERS)
+        ]
+        if len(unknown):
+            blocks.append(self._recommend_popular(unknown, k))
+        position, items, scores, ranks = (
+            (np.concatenate(parts) for parts in zip(*blocks, strict=True))
+            if blocks
+            else [np.zeros(0, dtype=np.int64)] * 4
         )
-
-    def _frame(self, users: list[np.ndarray], items: list[np.ndarray], scores: list[np.ndarray]) -> pd.DataFrame:
-        user_col = np.concatenate(users) if users else np.array([], dtype=object)
-        frame = pd.DataFrame(
+        order = np.lexsort((ranks, position))
+        return pd.DataFrame(
             {
-                "user_id": user_col,
-                "item_id": self.item_index[np.concatenate(items).astype(np.int64)] if items else [],
-                "score": np.concatenate(scores).astype(np.float32) if scores else [],
+                "user_id": users.take(position[order]),
+                "item_id": self.item_index.take(items[order].astype(np.int64)),
+                "score": scores[order].astype(np.float32),
+                "rank": ranks[order].astype(np.int32),
             }
         )
-        frame["rank"] = frame.groupby("user_id", sort=False).cumcount().astype(np.int32) + 1
-        return frame
+
+    def _recommend_rows(
+        self, positions: np.ndarray, rows: np.ndarray, k: int, exclude_seen: bool
+    ) -> tuple[np.ndarray, ...]:
+        """Top-k of the known users at ``positions`` (of the caller's list; ``rows`` maps them to matrix rows)."""
+        batch = rows[positions]
+        seen = self.matrix[batch]
+        scores = np.asarray(self._scores(batch, seen), dtype=np.float32)
+        if exclude_seen:
+            mark_seen(scores, seen)
+        items, top = top_k(scores, k)
+        user, column = np.nonzero(np.isfinite(top))  # finite scores come first in each row
+        return positions[user], items[user, column], top[user, column], column + 1
+
+    def _recommend_popular(self, positions: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+        """The most popular items (score: share of users) for users the model has never seen."""
+        items, top = top_k((self.popularity / max(len(self.user_index), 1))[None, :], k)
+        n = items.shape[1]
+        return (
+            np.repeat(positions, n),
+            np.tile(items[0], len(positions)),
+            np.tile(top[0], len(positions)),
+            np.tile(np.arange(1, n + 1), len(positions)),
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
