@@ -143,8 +143,10 @@ def _readers(target: Target, count: int) -> tuple[threading.Event, list[list], l
     ]
     for thread in threads:
         thread.start()
-    while not all(polls):  # every reader has seen the old run before the publish starts
+    deadline = time.monotonic() + 30
+    while not all(polls) and time.monotonic() < deadline:  # every reader has read before the publish starts
         time.sleep(0.01)
+    assert all(polls), "a reader did not start"
     return stop, polls, threads
 
 
