@@ -32,17 +32,18 @@ def reweight(matrix: sp.csr_matrix, weighting: str, k1: float = 1.2, b: float = 
 class ALS(Recommender):
     """Parameters: ``factors``, ``regularization``, ``alpha`` (confidence scale), ``iterations``,
     ``weighting`` (none, bm25, tfidf), ``random_state``; implicit's CPU solver on all cores, or its GPU one with
-    ``use_gpu=True`` where implicit was built with CUDA."""
+    ``use_gpu=True`` where implicit was built with CUDA. The defaults were chosen on ML-100k validation splits
+    (see ``recommender.models``): the alpha / regularization ratio matters most."""
 
     name = "als"
 
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 2.0,
+        regularization: float = 60.0,
+        alpha: float = 10.0,
         iterations: int = 15,
-        weighting: str = "bm25",
+        weighting: str = "none",
         random_state: int = 42,
         use_gpu: bool = False,
     ) -> None:
