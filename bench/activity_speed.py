@@ -21,7 +21,6 @@ import argparse
 import io
 import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -36,9 +35,8 @@ from psycopg2.extensions import connection
 
 from recommender import activity, pipeline
 from recommender.dbt import run_dbt
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 from recommender.simulate import SimulationConfig, simulate, write
-from recommender.warehouse import PROJECT_ROOT, Target, ensure_database, read_table
+from recommender.warehouse import PROJECT_ROOT, Target, read_table, throwaway_warehouse
 
 COHORT = 100_000
 DAYS = 31  # about 50 sessions a user: 100,000 users make over 5 million events
@@ -88,13 +86,8 @@ def main() -> None:
     args = parser.parse_args()
 
     work_dir = PROJECT_ROOT / "target" / f"bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="activity-bench-") as tmp:
-        port = free_port()
-        server = EmbeddedServer(pgdata=Path(tmp) / "pgdata", port=port)
-        server.start()
+    with throwaway_warehouse("activity_bench") as target:
         try:
-            target = Target(HOST, port, SUPERUSER, "", "activity_bench", embedded=True)
-            ensure_database(target)
             pipeline.run(target, args.raw_data_dir, work_dir=work_dir, simulation=None)
             print(f"catalogue: {args.raw_data_dir or 'the generated sample'}")
             with closing(target.connect()) as conn:
@@ -150,7 +143,6 @@ def main() -> None:
                 )
             print(f"median_write_rate: {statistics.median(r[1] / r[3] for r in rows):,.0f} events/s")
         finally:
-            server.stop()
             shutil.rmtree(work_dir, ignore_errors=True)
 
 

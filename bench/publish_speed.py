@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import tempfile
 import time
 from contextlib import closing
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,8 +29,7 @@ import pyarrow.csv as pyarrow_csv
 from psycopg2.extensions import connection
 
 from recommender import publish
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
-from recommender.warehouse import Target, ensure_database
+from recommender.warehouse import throwaway_warehouse
 
 TITLES = 5_806  # the real catalogue's size
 
@@ -94,30 +91,21 @@ def main() -> None:
     print(f"rows: {len(frame):,} ({args.users:,} users x {args.k}); CSV {len(csv) / len(frame):.0f} bytes/row")
     print(f"check_and_render_csv_in_one_piece: {render_s:.2f} s (publish streams it while COPY runs)")
 
-    with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
-        port = free_port()
-        server = EmbeddedServer(pgdata=Path(tmp) / "pgdata", port=port)
-        server.start()
-        try:
-            target = Target(HOST, port, SUPERUSER, "", "publish_bench", embedded=True)
-            ensure_database(target)
-            with closing(target.connect()) as conn:
-                publish.ensure_schema(conn)
-                for _ in range(args.warmup):
-                    timed_publish(conn, frame)  # caches warm, a previous run to replace
-                publish_s, bare_s, steps = [], [], []
-                for _ in range(args.repeats):
-                    began = time.perf_counter()
-                    result = timed_publish(conn, frame)
-                    publish_s.append(time.perf_counter() - began)
-                    steps.append(result.steps)
-                    bare_s.append(bare_copy(conn, csv))
-                    print(f"  publish {publish_s[-1]:.2f} s, bare COPY {bare_s[-1]:.2f} s ({result})")
-                with conn, conn.cursor() as cur:
-                    cur.execute("select count(*) from predictions.current_recommendations")
-                    assert cur.fetchone()[0] == len(frame)
-        finally:
-            server.stop()
+    with throwaway_warehouse("publish_bench") as target, closing(target.connect()) as conn:
+        publish.ensure_schema(conn)
+        for _ in range(args.warmup):
+            timed_publish(conn, frame)  # caches warm, a previous run to replace
+        publish_s, bare_s, steps = [], [], []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            result = timed_publish(conn, frame)
+            publish_s.append(time.perf_counter() - began)
+            steps.append(result.steps)
+            bare_s.append(bare_copy(conn, csv))
+            print(f"  publish {publish_s[-1]:.2f} s, bare COPY {bare_s[-1]:.2f} s ({result})")
+        with conn, conn.cursor() as cur:
+            cur.execute("select count(*) from predictions.current_recommendations")
+            assert cur.fetchone()[0] == len(frame)
 
     rows, median = len(frame), statistics.median
     publish_median, bare_median = median(publish_s), median(bare_s)

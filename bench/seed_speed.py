@@ -25,9 +25,8 @@ from pathlib import Path
 
 from recommender import exports
 from recommender.dbt import dbt_env
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 from recommender.sample import write_sample
-from recommender.warehouse import PROJECT_ROOT, Target, ensure_database
+from recommender.warehouse import PROJECT_ROOT, Target, throwaway_warehouse
 
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
 OUR_SEED_MACROS = ("postgres__load_csv_rows.sql", "postgres__reset_csv_table.sql", "assert_seed_columns.sql")
@@ -84,19 +83,12 @@ def main() -> None:
             write_sample(folder, n_titles=5806)
         files = exports.locate(folder)
 
-        port = free_port()
-        server = EmbeddedServer(pgdata=tmp / "pgdata", port=port)
-        server.start()
-        try:
-            target = Target(HOST, port, SUPERUSER, "", "seed_bench", embedded=True)
-            ensure_database(target)
+        with throwaway_warehouse("seed_bench") as target:
             with closing(target.connect()) as conn:
                 counts = exports.check(conn, files)
                 bare = timed(lambda: exports.check(conn, files), args.runs)
             ours_s = timed(dbt_seed(project_copy(tmp / "ours", ours=True), target, files), args.runs)
             stock_s = timed(dbt_seed(project_copy(tmp / "stock", ours=False), target, files), args.stock_runs)
-        finally:
-            server.stop()
 
     print(f"export: {folder} ({', '.join(f'{name} {rows:,}' for name, rows in counts.items())})")
     print(f"stock_dbt_seed_full_refresh: {stock_s:.2f} s (median of {args.stock_runs})")

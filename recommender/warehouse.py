@@ -9,7 +9,9 @@ them. Without ``PGHOST`` the warehouse is the embedded server (``.pgdata/``,
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -19,7 +21,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer
+from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDED_PORT = 54329
@@ -111,6 +113,20 @@ def drop_database(target: Target) -> None:
             cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target.database)))
     finally:
         conn.close()
+
+
+@contextmanager
+def throwaway_warehouse(database: str) -> Iterator[Target]:
+    """An empty ``database`` on a new embedded server in a temporary folder (for benchmarks); all gone after."""
+    with tempfile.TemporaryDirectory(prefix=f"{database}-") as folder:
+        server = EmbeddedServer(pgdata=Path(folder) / "pgdata", port=free_port())
+        server.start()
+        try:
+            target = Target(HOST, server.port, SUPERUSER, "", database, embedded=True)
+            ensure_database(target)
+            yield target
+        finally:
+            server.stop()
 
 
 # pandas works in floats: numeric columns (scores, confidences) arrive as float, not Decimal

@@ -124,3 +124,22 @@ def test_train_on_an_empty_warehouse_says_what_to_run_first(database: Target) ->
     result = cli(database, "train")
     assert result.returncode == 2
     assert "error:" in result.stderr and "marts.ml_interactions" in result.stderr
+
+
+def test_evaluate_on_the_warehouse_scores_models_against_the_simulated_tastes(
+    sample_warehouse: pipeline.Summary, tmp_path: Path
+) -> None:
+    target = sample_warehouse.target
+    tastes = tmp_path / "tastes.csv"
+    # the fixture's own cohort again: nothing is written, the tastes are
+    simulated = cli(target, "simulate", "--users", "500", "--days", "14", "--truth", str(tastes))
+    assert simulated.returncode == 0, simulated.stderr
+    assert "already in the warehouse, skipped" in simulated.stdout
+    result = cli(target, "evaluate", "--models", "popularity,ease", "--truth", str(tastes), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert set(rows) == {"model", "---", "popularity", "ease"}
+    header = [cell.strip() for cell in rows["model"].split("|")[1:-1]]
+    taste = {name: float(rows[name].split("|")[1:-1][header.index("taste")]) for name in ("popularity", "ease")}
+    assert 0 < taste["popularity"] < taste["ease"] <= 1
+    assert (tmp_path / "warehouse-evaluation.md").is_file() and (tmp_path / "warehouse-evaluation.png").stat().st_size
