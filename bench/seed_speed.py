@@ -37,7 +37,7 @@ def project_copy(dest: Path, *, ours: bool) -> Path:
     """A copy of the dbt project, with our seed macros or without them (dbt's own loader runs)."""
     skip = ("*.py", *(() if ours else OUR_SEED_MACROS))
     dest.mkdir(parents=True)
-    for name in ("dbt_project.yml", "models", "macros", "tests"):
+    for name in ("dbt_project.yml", "models", "macros", "tests", "seeds"):
         source = PROJECT_ROOT / name
         if source.is_dir():
             shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns(*skip))
