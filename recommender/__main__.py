@@ -63,6 +63,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rank_count(text: str) -> int:
+    """``--k`` of train: checked before any work, not after fitting."""
+    k = int(text)
+    if not 1 <= k <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, not {k}")
+    return k
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     with closing(_warehouse().connect()) as conn:
         print(train.train(conn, args.model, k=args.k))
@@ -139,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             interactions, source = movielens.load_ratings(args.movielens), f"MovieLens ratings in {args.movielens}"
             try:
                 features = movielens.load_items(args.movielens)
-            except movielens.MovieLensError:
+            except movielens.MissingFileError:
                 features = None  # no item file beside the ratings: the content model is skipped
         else:
             with closing(_warehouse().connect()) as conn:
@@ -199,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("train", help="fit a recommender on the marts, evaluate it, publish top-k per user")
     fit.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help=f"default: {DEFAULT_MODEL}")
-    fit.add_argument("--k", type=int, default=20, help="recommendations per user (default 20)")
+    fit.add_argument("--k", type=_rank_count, default=20, help="recommendations per user, 1 to 1000 (default 20)")
     fit.set_defaults(func=cmd_train)
 
     commands.add_parser("rollback", help="make the previous published run current again").set_defaults(

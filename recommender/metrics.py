@@ -57,6 +57,8 @@ def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> dic
         raise ValueError(f"k must be at least 1, not {k}")
     _require(recs, "recs", [USER, ITEM, RANK])
     _require(truth, "truth", [USER, ITEM])
+    if len(recs) and recs[RANK].min() < 1:
+        raise ValueError(f"recs ranks start at 1; found rank {recs[RANK].min()}")
     relevant = truth[[USER, ITEM]].drop_duplicates()
     n_relevant = relevant.groupby(USER, sort=False).size()
     if n_relevant.empty:

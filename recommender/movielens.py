@@ -45,6 +45,10 @@ class MovieLensError(ValueError):
     """A file that is missing, of no known layout, or malformed; the message names the file (and line)."""
 
 
+class MissingFileError(MovieLensError):
+    """No file of the kind asked for where it was looked for (e.g. ratings without an items file)."""
+
+
 def load_ratings(path: str | Path) -> pd.DataFrame:
     """The ratings at ``path`` (a file, a zip or wheel, or a folder; see the module docstring) as one DataFrame."""
     data, source, name = _read(Path(path), RATINGS)
@@ -205,7 +209,7 @@ def _read(path: Path, layout: _Layout) -> tuple[bytes, str, str]:
     if path.is_dir():
         path = _find_in_folder(path, layout)
     if not path.is_file():
-        raise MovieLensError(f"{path}: no such file or folder")
+        raise MissingFileError(f"{path}: no such file or folder")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             member = _find_in_archive(path, archive.namelist(), layout)
@@ -225,7 +229,7 @@ def _find_in_folder(folder: Path, layout: _Layout) -> Path:
         candidates = sorted(folder.glob("*.whl")) + sorted(folder.glob("*.zip"))
     if len(candidates) == 1:
         return candidates[0]
-    raise MovieLensError(
+    raise MissingFileError(
         f"{folder}: no MovieLens {layout.kind} file in it (looked for {', '.join(layout.names)},"
         f" one *{layout.suffix} file, or one wheel or zip)"
     )
@@ -241,7 +245,7 @@ def _find_in_archive(path: Path, members: Sequence[str], layout: _Layout) -> str
     candidates = [m for m in members if m.endswith(layout.suffix)]
     if len(candidates) == 1:
         return candidates[0]
-    raise MovieLensError(
+    raise MissingFileError(
         f"{path}: no MovieLens {layout.kind} in this archive (looked for {layout.recbole_member},"
         f" {', '.join(layout.names)} or one {layout.suffix} file)"
     )

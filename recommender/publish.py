@@ -621,6 +621,8 @@ def _partition_exists(conn: connection, run_id: str) -> bool:
 def _drop_tables(conn: connection, names: list[str], lock_timeout: str = "5s") -> list[str]:
     """Detach each named table from predictions.recommendations (concurrently) and drop it; the names dropped.
 
+    The partitions of the current run and of running runs are never dropped, whatever the caller asked.
+
     DETACH CONCURRENTLY takes no lock that blocks readers; it waits for the transactions
     that may still use the partition, up to ``lock_timeout`` (then it stays pending, and
     the next call finishes it). Runs outside a transaction, with autocommit.
@@ -641,7 +643,10 @@ def _drop_tables(conn: connection, names: list[str], lock_timeout: str = "5s") -
                 cur.execute("select set_config('lock_timeout', %s, false)", (lock_timeout,))
                 try:
                     partitions = _partitions(cur)
-                    for name in names:
+                    # re-read under the lock: a rollback since the caller chose may have made one current
+                    cur.execute("select run_id from predictions.model_runs where is_current or status = 'running'")
+                    protected = {partition_name(run_id) for (run_id,) in cur.fetchall()}
+                    for name in (name for name in names if name not in protected):
                         table = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
                         if name in partitions:
                             how = "finalize" if partitions[name] else "concurrently"

@@ -95,5 +95,6 @@ def _favourite_genres(
         .drop_duplicates("row")
         .sort_values("row")
     )
-    names = wanted["genre_id"].map(genre_names)
+    # a genre counts only if the user watched it; otherwise the title is simply popular
+    names = wanted["genre_id"].map(genre_names).where(wanted["n"].notna())
     return np.where(names.notna(), "popular in " + names.fillna("").str.lower(), POPULAR)

@@ -96,7 +96,10 @@ def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20) -> Train
         with _timed(timings, "publish"):
             publish.publish(conn, run_id, recs, metrics=metrics, timings=timings)
     except Exception as exc:
-        publish.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+        try:
+            publish.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+        except Exception as marking:  # e.g. the connection broke: the original error is the one to see
+            exc.add_note(f"(run {run_id} could not be marked failed: {marking})")
         raise
     return TrainResult(run_id, model, int(recs["user_id"].nunique()), len(recs), metrics, timings)
 

@@ -108,6 +108,8 @@ def test_bad_input_is_named() -> None:
         ranking_metrics(RECS, TRUTH, k=0)
     with pytest.raises(ValueError, match="no user"):
         ranking_metrics(RECS, TRUTH.iloc[:0])
+    with pytest.raises(ValueError, match="ranks start at 1; found rank 0"):
+        ranking_metrics(RECS.assign(rank=RECS["rank"] - 1), TRUTH)
 
 
 def test_catalogue_coverage() -> None:

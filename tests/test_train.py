@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from pathlib import Path
 
@@ -143,3 +144,11 @@ def test_evaluate_on_the_warehouse_scores_models_against_the_simulated_tastes(
     taste = {name: float(rows[name].split("|")[1:-1][header.index("taste")]) for name in ("popularity", "ease")}
     assert 0 < taste["popularity"] < taste["ease"] <= 1
     assert (tmp_path / "warehouse-evaluation.md").is_file() and (tmp_path / "warehouse-evaluation.png").stat().st_size
+
+
+def test_source_freshness_passes_after_a_fresh_run(sample_warehouse: pipeline.Summary, work_dir: Path) -> None:
+    result = run_dbt(["source", "freshness"], sample_warehouse.target, target_path=work_dir)
+    assert result.returncode == 0
+    sources = json.loads((work_dir / "sources.json").read_text())["results"]
+    statuses = [(source["unique_id"], source["status"]) for source in sources]
+    assert statuses == [("source.netflix_warehouse.predictions.model_runs", "pass")]

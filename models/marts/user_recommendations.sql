@@ -1,37 +1,20 @@
 {{ config(materialized='view') }}
 
 -- A view, not a table: it always shows the run that is current now, so a publish or a
--- rollback is visible at once without a dbt build.
+-- rollback is visible at once without a dbt build. "Current" is defined once, by the
+-- publisher's view predictions.current_recommendations.
 with
+
+current_recommendations as (
+    select * from {{ ref('stg_predictions__current_recommendations') }}
+),
 
 model_runs as (
     select * from {{ ref('stg_predictions__model_runs') }}
 ),
 
-recommendations as (
-    select * from {{ ref('stg_predictions__recommendations') }}
-),
-
 catalogue as (
     select * from {{ ref('catalogue') }}
-),
-
-current_run as (
-    select
-        run_id,
-        model,
-        published_at
-    from model_runs
-    where is_current
-),
-
-current_recommendations as (
-    select
-        recommendations.*,
-        current_run.model,
-        current_run.published_at
-    from recommendations
-    inner join current_run on recommendations.run_id = current_run.run_id
 ),
 
 final as (
@@ -47,9 +30,10 @@ final as (
         current_recommendations.score,
         current_recommendations.reason,
         current_recommendations.run_id,
-        current_recommendations.model,
-        current_recommendations.published_at
+        model_runs.model,
+        model_runs.published_at
     from current_recommendations
+    inner join model_runs on current_recommendations.run_id = model_runs.run_id
     left join catalogue on current_recommendations.content_id = catalogue.content_id
 )
 

@@ -35,8 +35,6 @@ class ALS(Recommender):
     ``use_gpu=True`` where implicit was built with CUDA. The defaults were chosen on ML-100k validation splits
     (see ``recommender.models``): the alpha / regularization ratio matters most."""
 
-    name = "als"
-
     def __init__(
         self,
         factors: int = 64,

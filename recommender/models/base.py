@@ -10,7 +10,7 @@ users x items float array (higher is better).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,7 @@ BATCH_USERS = 2048  # dense score rows computed at once: 2048 x 6k titles x 4 by
 
 
 class Recommender:
-    """Base class; see the module docstring. ``name`` is the registry name, ``params`` the build arguments."""
-
-    name: ClassVar[str] = "base"
+    """Base class; see the module docstring. ``params`` holds the build arguments."""
 
     def __init__(self, **params: Any) -> None:
         self.params = params

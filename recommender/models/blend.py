@@ -31,8 +31,6 @@ class Blend(Recommender):
     """Parameters: ``models`` (name -> fitted-or-not Recommender), ``weights`` (name -> weight),
     ``history_shrink`` (name -> s)."""
 
-    name = "blend"
-
     def __init__(
         self,
         models: Mapping[str, Recommender],
@@ -53,13 +51,15 @@ class Blend(Recommender):
         super().fit(interactions)
         for model in self.models.values():
             model.fit(interactions)
-        # every component saw the same users in the same order; items may be extended (content)
-        widest = max(self.models.values(), key=lambda model: len(model.item_index))
-        extra = widest.item_index[len(self.item_index) :]
-        if len(extra):
-            self.item_index = self.item_index.append(extra)
-            self.matrix = sp.hstack([self.matrix, sp.csr_matrix((self.matrix.shape[0], len(extra)))]).tocsr()
-            self.popularity = np.concatenate([self.popularity, np.zeros(len(extra), dtype=np.float32)])
+        # every component saw the same users in the same order; some add items of their own (content)
+        items = self.item_index
+        for model in self.models.values():
+            items = items.append(model.item_index.difference(items, sort=False))
+        extra = len(items) - len(self.item_index)
+        if extra:
+            self.item_index = items
+            self.matrix = sp.hstack([self.matrix, sp.csr_matrix((self.matrix.shape[0], extra))]).tocsr()
+            self.popularity = np.concatenate([self.popularity, np.zeros(extra, dtype=np.float32)])
         self.columns = {name: self.item_index.get_indexer(model.item_index) for name, model in self.models.items()}
         return self
 

@@ -44,8 +44,6 @@ def token_matrix(features: pd.DataFrame, columns: Sequence[str]) -> sp.csr_matri
 class Content(Recommender):
     """Parameters: ``features`` (DataFrame indexed by item id), ``columns`` (default: all of them)."""
 
-    name = "content"
-
     def __init__(self, features: pd.DataFrame | None = None, columns: Sequence[str] | None = None) -> None:
         if features is None:
             raise ValueError("the content model needs features: a DataFrame indexed by item id (one row per item)")

@@ -42,8 +42,6 @@ class EASE(Recommender):
     The defaults were chosen on ML-100k validation splits (see ``recommender.models``).
     """
 
-    name = "ease"
-
     def __init__(
         self,
         l2: float = 500.0,

@@ -34,8 +34,6 @@ SIMILARITIES = ("cosine", "bm25", "tfidf")
 class ItemKNN(Recommender):
     """Parameters: ``neighbours`` (per item, default 100), ``similarity`` (cosine, bm25, tfidf)."""
 
-    name = "itemknn"
-
     def __init__(self, neighbours: int = 100, similarity: str = "cosine") -> None:
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; choose one of: {', '.join(SIMILARITIES)}")

@@ -11,8 +11,6 @@ from recommender.models.base import Recommender
 class Popularity(Recommender):
     """Score = share of users who interacted with the item (0..1)."""
 
-    name = "popularity"
-
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.share = self.popularity / max(matrix.shape[0], 1)
 
