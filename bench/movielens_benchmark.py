@@ -29,10 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from recommender.evaluate import LF_REFERENCE_ML100K, evaluate_models, model_factories, protocol_text, write_report
+from recommender.evaluate import LF_REFERENCE_ML100K, Protocol, run
 from recommender.models import MODELS
 from recommender.movielens import load_items, load_ratings
-from recommender.splits import stratified_split
 from recommender.warehouse import PROJECT_ROOT
 
 RECBOLE = "recbole==1.2.1"
@@ -77,15 +76,22 @@ def main() -> None:
     started = time.perf_counter()
     wheel = args.wheel or obtain_wheel(args.cache)
     ratings, items = load_ratings(wheel), load_items(wheel)
-    train, test = stratified_split(ratings, 0.75, by="item", seed=42)
     names = args.models.split(",") if args.models else list(MODELS)
-    factories, skipped = model_factories(names, items)
-    results = evaluate_models(factories, train, test, k=args.k, progress=True)
+    report = run(
+        ratings,
+        names,
+        Protocol(k=args.k),  # LF's: 75/25 stratified by item, seed 42
+        source=f"MovieLens 100k as RecBole {RECBOLE.split('==')[1]} ships it ({wheel.name})",
+        title="MovieLens 100k",
+        out_dir=args.out,
+        features=items,
+    )
+    results, skipped = report.results, report.skipped
 
     k = args.k
     print(
         f"data: {wheel.name}: {len(ratings):,} ratings, {ratings.user_id.nunique():,} users,"
-        f" {ratings.item_id.nunique():,} items; train {len(train):,}, test {len(test):,}"
+        f" {ratings.item_id.nunique():,} items; train {report.train_rows:,}, test {report.test_rows:,}"
     )
     baseline = results.set_index("model").loc[BASELINE] if BASELINE in set(results.model) else None
     for row in results.itertuples(index=False):
@@ -101,18 +107,8 @@ def main() -> None:
         ndcg = "—" if pd.isna(row[2]) else f"{row[2]:.3f}"  # not published
         print(f"lf_{slug}_precision@10: {row[1]:.3f}; lf_{slug}_ndcg@10: {ndcg} (published by LF Recommenders)")
 
-    protocol = protocol_text(
-        f"MovieLens 100k as RecBole {RECBOLE.split('==')[1]} ships it ({wheel.name})",
-        train,
-        test,
-        split="stratified",
-        by="item",
-        ratio=0.75,
-        k=k,
-        seed=42,
-    )
-    md_path, png_path = write_report(results, args.out, "MovieLens 100k", protocol)
-    print(f"report: {md_path} (chart {png_path}); {len(results)} models in {time.perf_counter() - started:.1f} s")
+    seconds = time.perf_counter() - started
+    print(f"report: {report.md_path} (chart {report.png_path}); {len(results)} models in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -131,14 +131,15 @@ def cmd_psql(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    # imported here, not at the top: only this command needs matplotlib, MovieLens and the splitters
+    # imported here, not at the top: only this command needs matplotlib and the MovieLens reader
     import pandas as pd
 
-    from recommender import evaluate, movielens, splits
+    from recommender import evaluate, movielens
 
     started = time.perf_counter()
     split = args.split or ("stratified" if args.movielens else "temporal")
     by = args.by or ("item" if args.movielens and split == "stratified" else "user")
+    names = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else list(MODELS)
     truth = title_features = None
     try:
         if args.movielens:
@@ -156,33 +157,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 raise LookupError("marts.ml_interactions is empty: run `make run` (or simulate, then dbt build) first")
             source, features = "the warehouse's marts.ml_interactions", evaluate.content_features(title_features)
             truth = pd.read_csv(args.truth) if args.truth else None
-        if split == "stratified":
-            train, test = splits.stratified_split(interactions, args.ratio, by=by, seed=args.seed)
-        else:
-            train, test = splits.temporal_split(interactions, args.ratio, by=by)
-        names = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else list(MODELS)
-        factories, skipped = evaluate.model_factories(names, features)
-
-        def taste(recs: pd.DataFrame) -> dict[str, float]:
-            return {"taste": evaluate.taste_score(recs, truth, title_features, args.k, seen=train)}
-
-        results = evaluate.evaluate_models(
-            factories, train, test, args.k, score=taste if truth is not None else None, progress=True
+        report = evaluate.run(
+            interactions,
+            names,
+            evaluate.Protocol(split=split, by=by, ratio=args.ratio, seed=args.seed, k=args.k),
+            source=source,
+            title="MovieLens evaluation" if args.movielens else "Warehouse evaluation",
+            out_dir=args.out,
+            features=features,
+            truth=truth,
+            title_features=title_features,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    protocol = evaluate.protocol_text(
-        source, train, test, split=split, by=by, ratio=args.ratio, k=args.k, seed=args.seed
-    )
-    title = "MovieLens evaluation" if args.movielens else "Warehouse evaluation"
-    md_path, png_path = evaluate.write_report(results, args.out, title, protocol)
-    print(evaluate.markdown_table(results))
-    for name, why in skipped.items():
+    print(evaluate.markdown_table(report.results))
+    for name, why in report.skipped.items():
         print(f"skipped {name}: {why}")
     print(
-        f"evaluated {len(results)} models on {results.users.max() if len(results) else 0:,} test users"
-        f" in {time.perf_counter() - started:.1f} s; report: {md_path} (chart {png_path})"
+        f"evaluated {len(report.results)} models on {report.results.users.max() if len(report.results) else 0:,}"
+        f" test users in {time.perf_counter() - started:.1f} s; report: {report.md_path} (chart {report.png_path})"
     )
     return 0
 

@@ -19,6 +19,7 @@ import inspect
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from matplotlib.figure import Figure
 from psycopg2.extensions import connection
 from tqdm import tqdm
 
-from recommender import metrics
+from recommender import metrics, splits
 from recommender.models import MODELS, Recommender, build_model
 from recommender.simulate import Catalogue, affinity
 from recommender.warehouse import read_table
@@ -313,33 +314,82 @@ def content_features(title_features: pd.DataFrame) -> pd.DataFrame:
     return decades.set_index("content_id")[list(WAREHOUSE_CONTENT_COLUMNS)]
 
 
-def protocol_text(
-    source: str,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
+@dataclass(frozen=True)
+class Protocol:
+    """How to split and score; the defaults are LF Recommenders' MovieLens protocol."""
+
+    split: str = "stratified"  # or "temporal"
+    by: str = "item"  # stratify (or order) per item or per user
+    ratio: float = 0.75  # train share of each group
+    seed: int = 42  # of the stratified split
+    k: int = 10
+
+    def apply(self, interactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Train and test parts of ``interactions`` (user_id, item_id[, weight, timestamp])."""
+        if self.split == "stratified":
+            return splits.stratified_split(interactions, self.ratio, by=self.by, seed=self.seed)
+        if self.split == "temporal":
+            return splits.temporal_split(interactions, self.ratio, by=self.by)
+        raise ValueError(f"split must be stratified or temporal, not {self.split!r}")
+
+    def describe(self, source: str, train: pd.DataFrame, test: pd.DataFrame) -> str:
+        """A paragraph saying what was evaluated how, for the report."""
+        data = pd.concat([train[["user_id", "item_id"]], test[["user_id", "item_id"]]])
+        ratio, by = self.ratio, self.by
+        how = (
+            f"random {ratio:.0%}/{1 - ratio:.0%} split stratified by {by} (LF Recommenders' python_stratified_split,"
+            f" seed {self.seed})"
+            if self.split == "stratified"
+            else f"temporal split per {by}: the earliest {ratio:.0%} of each {by}'s interactions train, the latest"
+            f" {1 - ratio:.0%} test (LF Recommenders' python_chrono_split)"
+        )
+        return (
+            f"Data: {source}: {len(data):,} interactions, {data.user_id.nunique():,} users,"
+            f" {data.item_id.nunique():,} items. Protocol: {how}; {len(train):,} train and {len(test):,} test"
+            f" interactions. Each model fits on train (weight 1 per interaction unless the data has weights) and"
+            f" recommends its top {self.k} items, seen items excluded, to each of the {test.user_id.nunique():,}"
+            " test users; every test interaction is relevant."
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    results: pd.DataFrame  # evaluate_models' frame
+    skipped: dict[str, str]  # model name -> why it was not evaluated
+    train_rows: int
+    test_rows: int
+    md_path: Path
+    png_path: Path
+
+
+def run(
+    interactions: pd.DataFrame,
+    names: Iterable[str],
+    protocol: Protocol,
     *,
-    split: str,
-    by: str,
-    ratio: float,
-    k: int,
-    seed: int | None = None,
-) -> str:
-    """A paragraph saying what was evaluated how, for the report."""
-    data = pd.concat([train[["user_id", "item_id"]], test[["user_id", "item_id"]]])
-    how = (
-        f"random {ratio:.0%}/{1 - ratio:.0%} split stratified by {by} (LF Recommenders' python_stratified_split,"
-        f" seed {seed})"
-        if split == "stratified"
-        else f"temporal split per {by}: the earliest {ratio:.0%} of each {by}'s interactions train, the latest"
-        f" {1 - ratio:.0%} test (LF Recommenders' python_chrono_split)"
+    source: str,
+    title: str,
+    out_dir: str | Path,
+    features: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+    title_features: pd.DataFrame | None = None,
+) -> Report:
+    """Split ``interactions`` by ``protocol``, evaluate the models ``names``, write the report into ``out_dir``.
+
+    ``features`` go to the models that take them; with ``truth`` (the simulator's tastes) and
+    ``title_features`` (``marts.ml_title_features``) the taste score is added.
+    """
+    train, test = protocol.apply(interactions)
+    factories, skipped = model_factories(names, features)
+
+    def taste(recs: pd.DataFrame) -> dict[str, float]:
+        return {"taste": taste_score(recs, truth, title_features, protocol.k, seen=train)}
+
+    results = evaluate_models(
+        factories, train, test, protocol.k, score=taste if truth is not None else None, progress=True
     )
-    return (
-        f"Data: {source}: {len(data):,} interactions, {data.user_id.nunique():,} users,"
-        f" {data.item_id.nunique():,} items. Protocol: {how}; {len(train):,} train and {len(test):,} test"
-        f" interactions. Each model fits on train (weight 1 per interaction unless the data has weights) and"
-        f" recommends its top {k} items, seen items excluded, to each of the {test.user_id.nunique():,} test users;"
-        " every test interaction is relevant."
-    )
+    md_path, png_path = write_report(results, out_dir, title, protocol.describe(source, train, test))
+    return Report(results, skipped, len(train), len(test), md_path, png_path)
 
 
 def warehouse_interactions(conn: connection) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from psycopg2.extensions import connection
 
 from recommender import publish
 from recommender.evaluate import (
+    Protocol,
     content_features,
     evaluate_models,
     model_factories,
@@ -30,11 +31,10 @@ from recommender.evaluate import (
 )
 from recommender.models import DEFAULT_MODEL, Recommender
 from recommender.reasons import explain
-from recommender.splits import temporal_split
 from recommender.warehouse import read_table
 
-HOLDOUT_RATIO = 0.8  # each user's earliest 80 % of titles train, the latest 20 % test
-HOLDOUT_K = 10
+# each user's earliest 80 % of titles train, the latest 20 % test
+HOLDOUT = Protocol(split="temporal", by="user", ratio=0.8, k=10)
 
 
 class TrainError(RuntimeError):
@@ -54,8 +54,8 @@ class TrainResult:
         ours, baseline = self.metrics[self.model], self.metrics["popularity"]
         return (
             f"{self.model} run {self.run_id}: {self.rows:,} recommendations for {self.users:,} users published;"
-            f" holdout nDCG@{HOLDOUT_K} {ours['ndcg']:.3f} (popularity {baseline['ndcg']:.3f}),"
-            f" precision@{HOLDOUT_K} {ours['precision']:.3f} (popularity {baseline['precision']:.3f});"
+            f" holdout nDCG@{HOLDOUT.k} {ours['ndcg']:.3f} (popularity {baseline['ndcg']:.3f}),"
+            f" precision@{HOLDOUT.k} {ours['precision']:.3f} (popularity {baseline['precision']:.3f});"
             f" {sum(self.timings.values()):.1f} s"
         )
 
@@ -105,10 +105,10 @@ def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20) -> Train
 
 
 def _holdout_metrics(interactions: pd.DataFrame, factories: dict[str, Callable[[], Recommender]]) -> dict[str, Any]:
-    train_part, test_part = temporal_split(interactions, HOLDOUT_RATIO, by="user", time_col="timestamp")
-    results = evaluate_models(factories, train_part, test_part, k=HOLDOUT_K).set_index("model")
+    train_part, test_part = HOLDOUT.apply(interactions)
+    results = evaluate_models(factories, train_part, test_part, k=HOLDOUT.k).set_index("model")
     return {
-        "protocol": f"temporal holdout per user: latest {1 - HOLDOUT_RATIO:.0%} of each user's titles, k={HOLDOUT_K}",
+        "protocol": f"temporal holdout per user: latest {1 - HOLDOUT.ratio:.0%} of each user's titles, k={HOLDOUT.k}",
         **{name: {key: round(float(value), 4) for key, value in row.items()} for name, row in results.iterrows()},
     }
 
