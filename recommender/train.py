@@ -81,7 +81,6 @@ def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20) -> Train
         snapshot = _snapshot(conn, interactions, users, features)
     factories, _ = model_factories([model, "popularity"], features)
     factory = factories[model]
-    publish.ensure_schema(conn)
     run_id = publish.start_run(conn, model, parameters=_jsonable(factory().params), data_snapshot=snapshot)
     try:
         with _timed(timings, "evaluate"):

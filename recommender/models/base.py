@@ -97,7 +97,7 @@ class Recommender:
 
     def _recommend_popular(self, positions: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
         """The most popular items (score: share of users) for users the model has never seen."""
-        items, top = top_k((self.popularity / max(len(self.user_index), 1))[None, :], k)
+        items, top = top_k(self.popularity_share()[None, :], k)
         n = items.shape[1]
         return (
             np.repeat(positions, n),
@@ -105,6 +105,17 @@ class Recommender:
             np.tile(top[0], len(positions)),
             np.tile(np.arange(1, n + 1), len(positions)),
         )
+
+    def popularity_share(self) -> np.ndarray:
+        """Per item, the share of users who interacted with it (0..1)."""
+        return self.popularity / max(len(self.user_index), 1)
+
+    def extend_items(self, items: pd.Index) -> None:
+        """Append ``items`` nobody interacted with to the item index (empty matrix columns, popularity 0)."""
+        if len(items):
+            self.item_index = self.item_index.append(items)
+            self.matrix = sp.hstack([self.matrix, sp.csr_matrix((self.matrix.shape[0], len(items)))]).tocsr()
+            self.popularity = np.concatenate([self.popularity, np.zeros(len(items), dtype=np.float32)])
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())

@@ -52,14 +52,8 @@ class Blend(Recommender):
         for model in self.models.values():
             model.fit(interactions)
         # every component saw the same users in the same order; some add items of their own (content)
-        items = self.item_index
         for model in self.models.values():
-            items = items.append(model.item_index.difference(items, sort=False))
-        extra = len(items) - len(self.item_index)
-        if extra:
-            self.item_index = items
-            self.matrix = sp.hstack([self.matrix, sp.csr_matrix((self.matrix.shape[0], extra))]).tocsr()
-            self.popularity = np.concatenate([self.popularity, np.zeros(extra, dtype=np.float32)])
+            self.extend_items(model.item_index.difference(self.item_index, sort=False))
         self.columns = {name: self.item_index.get_indexer(model.item_index) for name, model in self.models.items()}
         return self
 

@@ -53,11 +53,7 @@ class Content(Recommender):
     def fit(self, interactions: pd.DataFrame) -> Content:
         super().fit(interactions)
         # titles nobody has watched yet join the item index (after the watched ones)
-        extra = self.features.index.difference(self.item_index, sort=False)
-        if len(extra):
-            self.item_index = self.item_index.append(extra)
-            self.matrix = sp.hstack([self.matrix, sp.csr_matrix((self.matrix.shape[0], len(extra)))]).tocsr()
-            self.popularity = np.concatenate([self.popularity, np.zeros(len(extra), dtype=np.float32)])
+        self.extend_items(self.features.index.difference(self.item_index, sort=False))
         known = self.features.reindex(self.item_index)
         self.item_vectors = token_matrix(known, self.params["columns"])  # items x tokens
         return self

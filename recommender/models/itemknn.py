@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize, tfidf_weight
+from implicit.nearest_neighbours import ItemItemRecommender, normalize
 
+from recommender.models.als import reweight
 from recommender.models.base import Recommender
 
 
@@ -19,13 +20,10 @@ def _weighted(matrix: sp.csr_matrix, similarity: str) -> sp.csr_matrix:
     Done here, not by those classes, because they hand implicit's own fit a COO matrix,
     which then warns (ParameterWarning) on every fit; ours is converted to CSR first.
     """
-    if similarity == "cosine":
-        weighted = normalize(matrix.T).T
-    elif similarity == "bm25":
-        weighted = bm25_weight(matrix.T, K1=1.2, B=0.75).T  # BM25Recommender's defaults
-    else:
-        weighted = normalize(tfidf_weight(matrix.T)).T
-    return weighted.tocsr()
+    if similarity == "bm25":
+        return reweight(matrix, "bm25")  # BM25Recommender's defaults, K1 1.2 and B 0.75
+    weighted = matrix if similarity == "cosine" else reweight(matrix, "tfidf")
+    return normalize(weighted.T).T.tocsr()
 
 
 SIMILARITIES = ("cosine", "bm25", "tfidf")

@@ -12,7 +12,7 @@ class Popularity(Recommender):
     """Score = share of users who interacted with the item (0..1)."""
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        self.share = self.popularity / max(matrix.shape[0], 1)
+        self.share = self.popularity_share()
 
     def _scores(self, rows: np.ndarray, matrix_rows: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.share, (len(rows), len(self.share))).copy()
