@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 import psycopg2
 
 from recommender import activity, exports, pipeline, publish, train
+from recommender.api import keys
+from recommender.api.client import ApiClient, ApiError
 from recommender.countries import REFERENCE_SEED, write_reference
 from recommender.dbt import run_dbt
 from recommender.embedded import EmbeddedServerError, psql_path
@@ -43,22 +46,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_client(args: argparse.Namespace) -> ApiClient | None:
+    """The API's client of ``--api URL`` (key in NETFLIX_API_KEY), None without ``--api``; LookupError without a key."""
+    return ApiClient.from_env(args.api) if args.api else None
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     config = SimulationConfig(
         users=args.users, days=args.days, seed=args.seed, start=args.start, first_user_id=args.first_user_id
     )
-    target = _warehouse()
+    if args.api and args.replace:
+        print(
+            "error: --replace deletes rows, which only a direct connection may do; drop --api or --replace",
+            file=sys.stderr,
+        )
+        return 2
     started = time.perf_counter()
-    with closing(target.connect()) as conn:
-        activity.ensure_schema(conn)
-        simulation, results = simulate_into(conn, config, replace=args.replace, progress=True)
+    try:
+        with _api_client(args) or closing(_warehouse().connect()) as destination:
+            if not args.api:
+                activity.ensure_schema(destination)
+            simulation, results = simulate_into(destination, config, replace=args.replace, progress=True)
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.truth:
         simulation.truth.to_csv(args.truth, index=False)
     for result in results:
         print(result)
     print(
         f"simulated {len(simulation.users):,} users and {len(simulation.events):,} events"
-        f" in {time.perf_counter() - started:.1f} s{f'; tastes in {args.truth}' if args.truth else ''}"
+        f"{f' through {args.api}' if args.api else ''} in {time.perf_counter() - started:.1f} s"
+        f"{f'; tastes in {args.truth}' if args.truth else ''}"
     )
     return 0
 
@@ -72,14 +91,58 @@ def _rank_count(text: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    with closing(_warehouse().connect()) as conn:
-        print(train.train(conn, args.model, k=args.k))
+    client = _api_client(args)
+    try:
+        with closing(_warehouse().connect()) as conn:  # the owner's connection publishes, even with --api
+            print(train.train(conn, args.model, k=args.k, read=client.read_table if client else None))
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if client:
+            client.close()
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     with closing(_warehouse().connect()) as conn:
         print(f"current recommendations: run {publish.rollback(conn)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # imported here: only this command needs the web server
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # the workers build their app from the environment: point it at the warehouse chosen here
+    os.environ.update(_warehouse().env())
+    print(f"API docs: http://{args.host}:{args.port}/docs", flush=True)
+    uvicorn.run(
+        "recommender.api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # the app logs each request as one JSON line
+        log_level="warning",
+    )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    with closing(_warehouse().connect()) as conn:
+        if args.action == "create":
+            key = keys.create_key(conn, args.role, args.name)
+            print(f"{args.role} key {keys.parse_key_id(key)} for {args.name} (shown once, keep it secret):")
+            print(key)
+        elif args.action == "revoke":
+            keys.revoke_key(conn, args.key_id)
+            print(f"key {args.key_id} revoked")
+        else:
+            for info in keys.list_keys(conn):
+                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+                print(f"{info.key_id}  {info.role:<14}  {state:<22}  {info.name}")
     return 0
 
 
@@ -197,12 +260,35 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--first-user-id", type=int, default=SimulationConfig.first_user_id)
     sim.add_argument("--truth", type=Path, help="write each user's latent taste to this CSV file")
     sim.add_argument("--replace", action="store_true", help="replace what these user ids hold from another simulation")
+    sim.add_argument(
+        "--api", metavar="URL", help="read the catalogue and write through the HTTP API at URL (key in NETFLIX_API_KEY)"
+    )
     sim.set_defaults(func=cmd_simulate)
 
     fit = commands.add_parser("train", help="fit a recommender on the marts, evaluate it, publish top-k per user")
     fit.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help=f"default: {DEFAULT_MODEL}")
     fit.add_argument("--k", type=_rank_count, default=20, help="recommendations per user, 1 to 1000 (default 20)")
+    fit.add_argument(
+        "--api",
+        metavar="URL",
+        help="read the marts through the HTTP API at URL (key in NETFLIX_API_KEY); publishing still connects as owner",
+    )
     fit.set_defaults(func=cmd_train)
+
+    serve = commands.add_parser("serve", help="start the HTTP API (docs at /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    api_keys = commands.add_parser("keys", help="create, revoke or list the HTTP API's keys")
+    key_actions = api_keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--role", required=True, choices=keys.ROLES)
+    create.add_argument("--name", required=True, help="whose key it is, e.g. alice")
+    key_actions.add_parser("revoke", help="revoke a key at once").add_argument("key_id")
+    key_actions.add_parser("list", help="every key: id, role, state, name (never the key)")
+    api_keys.set_defaults(func=cmd_keys)
 
     commands.add_parser("rollback", help="make the previous published run current again").set_defaults(
         func=cmd_rollback

@@ -12,13 +12,18 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
 import pytest
+from fastapi.testclient import TestClient
 
 from recommender import pipeline
+from recommender.api import keys
+from recommender.api.app import create_app
+from recommender.api.database import Settings
 from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 from recommender.simulate import SimulationConfig
 from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database, target_from_env
@@ -134,3 +139,37 @@ def small_warehouse(server: Target) -> Iterator[pipeline.Summary]:
     """The sample built with a small simulated cohort, for tests that write more activity (module scope)."""
     with _built_warehouse(server, simulation=SimulationConfig(users=300, days=14)) as summary:
         yield summary
+
+
+@dataclass(frozen=True)
+class Api:
+    """The HTTP API in process on a test warehouse: a client, one key per role, the owner's target."""
+
+    client: TestClient
+    keys: dict[str, str]
+    target: Target
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+
+@contextmanager
+def _api(target: Target) -> Iterator[Api]:
+    with closing(target.connect()) as conn:
+        issued = {role: keys.create_key(conn, role, f"pytest {role}") for role in keys.ROLES}
+    with TestClient(create_app(Settings.from_env(target=target))) as client:
+        yield Api(client, issued, target)
+
+
+@pytest.fixture(scope="session")
+def api(sample_warehouse: pipeline.Summary) -> Iterator[Api]:
+    """The API on the shared sample warehouse, for tests that only read (or whose writes are refused)."""
+    with _api(sample_warehouse.target) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def writable_api(small_warehouse: pipeline.Summary) -> Iterator[Api]:
+    """The API on the module's own warehouse, for tests that write."""
+    with _api(small_warehouse.target) as found:
+        yield found

@@ -1,0 +1,126 @@
+"""The FastAPI application: ``create_app(settings)``; ``python -m recommender serve`` runs it with uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from recommender import activity
+from recommender.api import keys
+from recommender.api.auth import public
+from recommender.api.database import Database, Reader, Settings
+from recommender.api.routers import keys as key_routes
+from recommender.api.routers import marts, people, reference, runs, sql, titles, users
+from recommender.api.schemas import Health
+
+access_log = logging.getLogger("recommender.api.access")
+
+DESCRIPTION = """The netflix_warehouse catalogue, users' activity and recommendations over HTTP.
+
+Reading the catalogue needs no key. Everything else needs an API key in the header
+`X-API-Key`, of a role the endpoint lists under `x-roles` (admin may use every endpoint).
+Keys are created on the command line: `python -m recommender keys create --role analyst --name alice`.
+"""
+
+
+class AccessLog:
+    """One JSON line per request: method, path, status, milliseconds, and the key that called."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                caller = scope.get("state", {}).get("caller")
+                entry = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "key_id": caller.key_id if caller else None,
+                    "role": caller.role if caller else None,
+                }
+                access_log.info(json.dumps(entry))
+
+
+async def _codecs(conn: asyncpg.Connection) -> None:
+    """JSON as Python objects and numerics as floats, as pandas and the schemas want them."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("numeric", encoder=str, decoder=float, schema="pg_catalog", format="text")
+
+
+def _missing_relation(request: Request, exc: asyncpg.UndefinedTableError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"the warehouse is not built yet ({exc}): run `make run` (or python -m recommender run) first"}, 503
+    )
+
+
+def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"the warehouse does not answer: {exc}"}, 503)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API on the warehouse of ``settings`` (default: the one the environment selects)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with closing(settings.target.connect()) as conn:
+            keys.ensure_schema(conn)
+            activity.ensure_schema(conn)
+        database = Database(settings)
+        await database.open(init=_codecs)
+        app.state.database = database
+        try:
+            yield
+        finally:
+            await database.close()
+
+    app = FastAPI(
+        title="netflix_warehouse API",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        exception_handlers={
+            asyncpg.UndefinedTableError: _missing_relation,
+            asyncpg.PostgresConnectionError: _database_down,
+            ConnectionError: _database_down,
+        },
+    )
+    app.add_middleware(AccessLog)
+    for module in (titles, people, reference, users, runs, sql, marts, key_routes):
+        app.include_router(module.router)
+
+    @app.get("/health", response_model=Health, tags=["health"], summary="Is the database there?", **public())
+    async def health(db: Reader) -> Any:
+        current = await db.fetchval(
+            "select run_id from predictions.model_runs where is_current"
+            " and to_regclass('predictions.model_runs') is not null"
+        )
+        return Health(status="ok", database="ok", current_run=current)
+
+    return app

@@ -1,0 +1,129 @@
+"""The API's connections: a pool for reads, a pool for the analysts' SQL, connections for writes.
+
+Reads go through asyncpg (the API's hot path: one round trip, statements prepared once
+per connection). The analysts' SQL logs in as the database role ``analyst`` itself, so
+that neither ``SET ROLE`` nor ``RESET ROLE`` inside a statement can reach a role with
+more rights. Writes reuse ``recommender.activity`` (validation, batch digests, COPY),
+which works on psycopg2 connections, in FastAPI's thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from psycopg2.extensions import connection
+from psycopg2.pool import ThreadedConnectionPool
+
+from recommender import access
+from recommender.warehouse import Target, target_from_env
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = int(environ.get(name, default))
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the API connects to and its limits; ``from_env`` reads them from ``NETFLIX_*`` variables."""
+
+    target: Target
+    analyst_password: str = field(repr=False)
+    sql_time_limit_ms: int = 1000  # as Datasette's sql_time_limit_ms
+    sql_max_rows: int = 1000  # as Datasette's max_returned_rows
+    pool_size: int = 20
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, target: Target | None = None) -> Settings:
+        return cls(
+            target=target or target_from_env(environ),
+            analyst_password=access.role_password("analyst", environ),
+            sql_time_limit_ms=_int(environ, "NETFLIX_SQL_TIME_LIMIT_MS", 1000, 1, 600_000),
+            sql_max_rows=_int(environ, "NETFLIX_SQL_MAX_ROWS", 1000, 1, 1_000_000),
+            pool_size=_int(environ, "NETFLIX_API_POOL_SIZE", 20, 1, 1000),
+        )
+
+
+class Database:
+    """The pools of one API process; ``open`` in the app's lifespan, ``close`` at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reader: asyncpg.Pool | None = None
+        self.analyst: asyncpg.Pool | None = None
+        self._writers: ThreadedConnectionPool | None = None
+
+    async def open(self, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+        """Start the pools; ``init`` prepares each new read connection (type codecs)."""
+        target = self.settings.target
+        common = {"host": target.host, "port": target.port, "database": target.database, "command_timeout": 60}
+        self.reader = await asyncpg.create_pool(
+            user=target.user,
+            password=target.password or None,
+            min_size=1,
+            max_size=self.settings.pool_size,
+            server_settings={"application_name": "netflix_warehouse api"},
+            init=init,
+            **common,
+        )
+        # min_size 0: a warehouse whose analyst cannot log in still serves everything but /sql
+        self.analyst = await asyncpg.create_pool(
+            user="analyst",
+            password=self.settings.analyst_password,
+            min_size=0,
+            max_size=5,
+            server_settings={"application_name": "netflix_warehouse api /sql"},
+            statement_cache_size=0,  # an analyst's statement is prepared once, never kept
+            **common,
+        )
+        self._writers = ThreadedConnectionPool(
+            0,
+            4,
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            password=target.password or None,
+            dbname=target.database,
+            application_name="netflix_warehouse api writes",
+        )
+
+    async def close(self) -> None:
+        for pool in (self.reader, self.analyst):
+            if pool is not None:
+                await pool.close()
+        if self._writers is not None:
+            self._writers.closeall()
+
+    @contextmanager
+    def writer(self) -> Iterator[connection]:
+        """A psycopg2 connection of the owner, for ``recommender.activity``; broken ones are discarded."""
+        assert self._writers is not None, "Database.open() first"
+        conn = self._writers.getconn()
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.rollback()
+            self._writers.putconn(conn, close=bool(conn.closed))
+
+
+def database(request: Request) -> Database:
+    return request.app.state.database
+
+
+async def _read_connection(db: Annotated[Database, Depends(database)]) -> AsyncIterator[asyncpg.Connection]:
+    assert db.reader is not None
+    async with db.reader.acquire() as conn:
+        yield conn
+
+
+# a pooled connection of the warehouse owner for one request's reads
+Reader = Annotated[asyncpg.Connection, Depends(_read_connection)]

@@ -1,0 +1,108 @@
+"""``POST /sql``: analysts' ad-hoc SQL, made safe by the database rather than by parsing.
+
+The statement runs on a connection that logged in as the role ``analyst`` (read-only
+grants; ``SET ROLE`` or ``RESET ROLE`` cannot reach more), inside a READ ONLY
+transaction that is always rolled back, after ``SET LOCAL ROLE analyst`` and a
+``statement_timeout``. It goes through the extended query protocol, which takes exactly
+one statement. At most ``sql_max_rows`` rows are fetched, from a cursor, so an endless
+result costs no more than its first rows. asyncpg resets the connection (settings,
+advisory locks, LISTEN, cursors) before it serves the next request.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi.responses import JSONResponse
+
+from recommender.api.auth import needs
+from recommender.api.database import Database, database
+from recommender.api.schemas import SqlColumn, SqlQuery, SqlResult
+
+router = APIRouter(tags=["ad-hoc SQL"])
+
+
+def _plain(value: Any) -> Any:
+    """A value JSON (and CSV) can carry: exact decimals as numbers, NaN and infinities as text, bytes as hex."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else str(value)
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+async def _run(pool: asyncpg.Pool, statement: str, max_rows: int, time_limit_ms: int) -> tuple[list, list, bool]:
+    async with pool.acquire() as conn:
+        transaction = conn.transaction(readonly=True)
+        await transaction.start()
+        try:
+            await conn.execute(f"set local role analyst; set local statement_timeout = {int(time_limit_ms)}")
+            # past the server's own timeout by a second: a backstop that cancels the query
+            timeout = time_limit_ms / 1000 + 1
+            prepared = await conn.prepare(statement, timeout=timeout)
+            columns = [SqlColumn(name=a.name, type=a.type.name) for a in prepared.get_attributes()]
+            if columns:
+                rows = await (await prepared.cursor()).fetch(max_rows + 1, timeout=timeout)
+            else:
+                await prepared.fetch(timeout=timeout)
+                rows = []
+        finally:
+            if not conn.is_closed():
+                await transaction.rollback()
+    return columns, rows, len(rows) > max_rows
+
+
+@router.post(
+    "/sql",
+    response_model=SqlResult,
+    summary="Run one read-only SQL statement as the analyst role",
+    description="Limits: a statement timeout (NETFLIX_SQL_TIME_LIMIT_MS, default 1000 ms) and a row cap"
+    " (NETFLIX_SQL_MAX_ROWS, default 1,000; `truncated` says there were more). A database error is a 400"
+    " with the database's message and SQLSTATE. `format: csv` answers text/csv (header `X-Truncated`).",
+    **needs(
+        "analyst",
+        responses={
+            200: {"content": {"text/csv": {}}},
+            400: {"description": "the database refused or stopped the statement: `detail` and `sqlstate`"},
+            503: {"description": "the analyst role cannot log in"},
+        },
+    ),
+)
+async def run_sql(query: SqlQuery, db: Annotated[Database, Depends(database)]) -> Response:
+    settings = db.settings
+    started = time.perf_counter()
+    try:
+        columns, rows, truncated = await _run(db.analyst, query.sql, settings.sql_max_rows, settings.sql_time_limit_ms)
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise HTTPException(503, f"the API cannot log in as analyst ({exc}); run `make run` to set its login") from None
+    except asyncpg.PostgresError as exc:
+        return JSONResponse({"detail": str(exc).strip() or type(exc).__name__, "sqlstate": exc.sqlstate}, 400)
+    except TimeoutError:
+        return JSONResponse({"detail": "canceling statement due to statement timeout", "sqlstate": "57014"}, 400)
+    except asyncpg.InterfaceError as exc:  # e.g. a statement asyncpg will not run inside its transaction
+        return JSONResponse({"detail": str(exc), "sqlstate": None}, 400)
+    rows = [[_plain(value) for value in row] for row in rows[: settings.sql_max_rows]]
+    if query.format == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow([column.name for column in columns])
+        writer.writerows(rows)
+        return Response(text.getvalue(), media_type="text/csv", headers={"X-Truncated": str(truncated).lower()})
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    result = SqlResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated, elapsed_ms=elapsed)
+    return JSONResponse(result.model_dump())

@@ -1,0 +1,287 @@
+"""Users and their activity: read one user, write users, viewing events and ratings, read recommendations.
+
+Writes go through ``recommender.activity``, as the simulator's do: the whole request is
+checked (pydantic here for types and ranges, then the references to titles, countries
+and users in the warehouse) before anything is written, in one transaction. A bad item
+rejects the request with a 422 whose ``loc`` names the item and the field. The same
+batch written twice is written once; an ``Idempotency-Key`` header also replays the
+first answer, and refuses (409) a different request under the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
+from fastapi.responses import JSONResponse
+from psycopg2.extensions import connection
+
+from recommender import activity
+from recommender.api.auth import Caller, needs, require
+from recommender.api.database import Database, Reader, database
+from recommender.api.schemas import (
+    Event,
+    EventFields,
+    EventIn,
+    Offset,
+    Page,
+    RatingIn,
+    Recommendation,
+    Recommendations,
+    UserDetail,
+    UserIn,
+    WriteResult,
+)
+
+router = APIRouter(tags=["users"])
+
+UserIdPath = Annotated[int, Path(gt=0, le=2**63 - 1)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="a key of the client's choosing: a retry with it returns the first answer"),
+]
+MAX_BATCH = 50_000
+WRITE_RESPONSES = {
+    200: {"model": WriteResult, "description": "this exact batch was already written; nothing changed"},
+    409: {"description": "an id is taken by other content, or the Idempotency-Key was used for another request"},
+    422: {"description": "an item is invalid; `loc` names it (body, index, field) and nothing was written"},
+}
+Writer = Annotated[Caller, Depends(require("data_scientist"))]
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return None if isinstance(value, float) and pd.isna(value) else value
+    return str(value)
+
+
+def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]) -> HTTPException:
+    """A BatchError as FastAPI's own 422: one entry per problem, ``loc`` naming the item and field."""
+    unique_clash = exc.problems["reason"].eq("already written").any()
+    detail = [
+        {
+            "loc": location(None if pd.isna(row.row) else int(row.row), str(row.column)),
+            "msg": str(row.reason),
+            "input": _jsonable(row.value),
+            "type": "value_error",
+        }
+        for row in exc.problems.itertuples()
+    ]
+    return HTTPException(409 if unique_clash else 422, detail)
+
+
+def _in_list(index: int | None, column: str) -> list[Any]:
+    return ["body", *([] if index is None else [index]), column]
+
+
+def _in_body(index: int | None, column: str) -> list[Any]:
+    return ["path", "user_id"] if column == "user_id" else ["body", column]
+
+
+def _write(
+    db: Database,
+    caller: Caller,
+    idempotency_key: str | None,
+    request: Any,
+    prepare: Callable[[connection, pd.DataFrame], activity.PreparedBatch],
+    frame: pd.DataFrame,
+    location: Callable[[Any, str], list[Any]],
+) -> JSONResponse:
+    request_hash = hashlib.sha256(repr(request).encode()).digest()
+    with db.writer() as conn:
+        if idempotency_key is not None:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "select request_hash, status_code, response from api.idempotency"
+                    " where key_id = %s and idempotency_key = %s",
+                    (caller.key_id, idempotency_key),
+                )
+                stored = cur.fetchone()
+            conn.rollback()
+            if stored is not None:
+                if bytes(stored[0]) != request_hash:
+                    raise HTTPException(409, "this Idempotency-Key was used for a different request; use a new key")
+                return JSONResponse(stored[2], status_code=stored[1])
+        try:
+            result = activity.write_prepared(conn, prepare(conn, frame))
+        except activity.BatchError as exc:
+            raise _refusal(exc, location) from None
+        body = WriteResult(kind=result.kind, batch_id=result.batch_id, rows=result.rows, written=result.written)
+        status = 201 if result.written else 200
+        if idempotency_key is not None:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "insert into api.idempotency (key_id, idempotency_key, request_hash, status_code, response)"
+                    " values (%s, %s, %s, %s, %s) on conflict do nothing",
+                    (caller.key_id, idempotency_key, request_hash, status, body.model_dump_json()),
+                )
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def _events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(events)
+    missing = frame["event_id"].isna()
+    if missing.all():
+        return frame.drop(columns="event_id")  # activity derives them
+    if missing.any():
+        frame.loc[missing, "event_id"] = activity.derive_event_ids(frame[missing])
+    return frame.astype({"event_id": "int64"})
+
+
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=WriteResult,
+    summary="Create users (one request is one batch: all written or none)",
+    **needs("data_scientist", responses=WRITE_RESPONSES),
+)
+def create_users(
+    db: Annotated[Database, Depends(database)],
+    caller: Writer,
+    users: Annotated[list[UserIn], Body(min_length=1, max_length=MAX_BATCH)],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    frame = pd.DataFrame([user.model_dump() for user in users])
+    return _write(db, caller, idempotency_key, users, activity.prepare_users, frame, _in_list)
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    response_model=WriteResult,
+    summary="Add viewing events of any users (one request is one batch)",
+    **needs("data_scientist", responses=WRITE_RESPONSES),
+)
+def add_events(
+    db: Annotated[Database, Depends(database)],
+    caller: Writer,
+    events: Annotated[list[EventIn], Body(min_length=1, max_length=MAX_BATCH)],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    frame = _events_frame([event.model_dump() for event in events])
+    return _write(db, caller, idempotency_key, events, activity.prepare_events, frame, _in_list)
+
+
+@router.post(
+    "/users/{user_id}/events",
+    status_code=201,
+    response_model=WriteResult,
+    summary="Add one viewing event of a user",
+    **needs("data_scientist", responses=WRITE_RESPONSES),
+)
+def add_event(
+    db: Annotated[Database, Depends(database)],
+    caller: Writer,
+    user_id: UserIdPath,
+    event: EventFields,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    frame = _events_frame([{**event.model_dump(), "user_id": user_id}])
+    return _write(db, caller, idempotency_key, (user_id, event), activity.prepare_events, frame, _in_body)
+
+
+@router.post(
+    "/users/{user_id}/ratings",
+    status_code=201,
+    response_model=WriteResult,
+    summary="Add a user's rating of a title (1 to 5 stars; the latest counts)",
+    **needs("data_scientist", responses=WRITE_RESPONSES),
+)
+def add_rating(
+    db: Annotated[Database, Depends(database)],
+    caller: Writer,
+    user_id: UserIdPath,
+    rating: RatingIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    frame = pd.DataFrame([{**rating.model_dump(), "user_id": user_id}])
+    return _write(db, caller, idempotency_key, (user_id, rating), activity.prepare_ratings, frame, _in_body)
+
+
+async def _user_exists(db: Reader, user_id: int) -> None:
+    if await db.fetchval("select 1 from app.users where user_id = $1", user_id) is None:
+        raise HTTPException(404, f"no user {user_id}")
+
+
+EVENTS = """select events.event_id, events.content_id, catalogue.title, events.started_at, events.seconds_watched,
+    events.completion_ratio, events.rating, events.device
+from app.viewing_events as events left join marts.catalogue using (content_id)
+where events.user_id = $1
+order by events.started_at desc, events.event_id desc"""
+
+
+@router.get(
+    "/users/{user_id}",
+    response_model=UserDetail,
+    summary="One user, their activity totals and latest events",
+    **needs("analyst", "data_scientist"),
+)
+async def get_user(db: Reader, user_id: UserIdPath) -> UserDetail:
+    row = await db.fetchrow(
+        """select users.user_id, users.age_band, users.country_code, users.signup_date, users.plan, users.device,
+            users.language, users.attributes,
+            count(events.event_id) as sessions,
+            count(distinct events.content_id) as titles_watched,
+            coalesce(sum(events.seconds_watched), 0) / 3600.0 as hours_watched,
+            count(events.rating) + (select count(*) from app.ratings where ratings.user_id = users.user_id)
+                as ratings_given,
+            max(events.started_at) as last_session_at
+        from app.users left join app.viewing_events as events using (user_id)
+        where users.user_id = $1
+        group by users.user_id""",
+        user_id,
+    )
+    if row is None:
+        raise HTTPException(404, f"no user {user_id}")
+    events = await db.fetch(f"{EVENTS} limit 20", user_id)
+    return UserDetail(**dict(row), recent_events=[Event(**dict(r)) for r in events])
+
+
+@router.get(
+    "/users/{user_id}/events",
+    response_model=Page[Event],
+    summary="A user's viewing events, newest first",
+    **needs("analyst", "data_scientist"),
+)
+async def list_events(
+    db: Reader,
+    user_id: UserIdPath,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Offset = 0,
+) -> Page[Event]:
+    await _user_exists(db, user_id)
+    total = await db.fetchval("select count(*) from app.viewing_events where user_id = $1", user_id)
+    rows = await db.fetch(f"{EVENTS} limit $2 offset $3", user_id, limit, offset)
+    return Page(total=total, limit=limit, offset=offset, items=[Event(**dict(r)) for r in rows])
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=Recommendations,
+    summary="The current model run's recommendations for a user, best first, with reasons",
+    **needs("analyst", "data_scientist"),
+)
+async def get_recommendations(
+    db: Reader, user_id: UserIdPath, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> Recommendations:
+    rows = await db.fetch(
+        """select recommendation_rank as rank, content_id, title, content_type, release_year, score, reason,
+            run_id, model, published_at
+        from marts.user_recommendations where user_id = $1 order by recommendation_rank limit $2""",
+        user_id,
+        limit,
+    )
+    if not rows:
+        await _user_exists(db, user_id)  # a user of the current run has rows; a newer one gets them at the next run
+        return Recommendations(user_id=user_id, run_id=None, model=None, published_at=None, items=[])
+    first = rows[0]
+    return Recommendations(
+        user_id=user_id,
+        run_id=first["run_id"],
+        model=first["model"],
+        published_at=first["published_at"],
+        items=[Recommendation(**{k: r[k] for k in Recommendation.model_fields}) for r in rows],
+    )

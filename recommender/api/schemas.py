@@ -1,0 +1,294 @@
+"""Request and response schemas of the HTTP API (SQLModel classes, i.e. pydantic models).
+
+They are separate from the tables: a response says what a client may rely on, and a
+request says what it may send, with the same ranges the database checks.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Query
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
+from sqlmodel import SQLModel
+
+from recommender.activity import AGE_BANDS, DEVICES, PLANS
+
+Item = TypeVar("Item")
+AgeBand = Literal[AGE_BANDS]  # type: ignore[valid-type]
+Plan = Literal[PLANS]  # type: ignore[valid-type]
+Device = Literal[DEVICES]  # type: ignore[valid-type]
+CONTENT_ID_PATTERN = r"^t[ms][0-9]+$"
+ContentId = Annotated[str, Field(pattern=CONTENT_ID_PATTERN, max_length=20, examples=["tm84618"])]
+
+
+def _no_nul(value: Any) -> Any:
+    if "\\u0000" in json.dumps(value):
+        raise ValueError("text may not contain NUL (\\u0000) characters: PostgreSQL cannot store them")
+    return value
+
+
+# free text from clients, checked for what PostgreSQL refuses in text and jsonb
+Text = Annotated[str, AfterValidator(_no_nul)]
+Attributes = Annotated[dict[str, Any], AfterValidator(_no_nul)]
+
+# rows to skip in a paged list; bounded so no value overflows the database's bigint
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
+UserId = Annotated[int, Field(gt=0, le=2**63 - 1, examples=[1])]
+
+
+class Page(SQLModel, Generic[Item]):
+    """One page of a list: ``items`` from ``offset``, and how many match in all."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[Item]
+
+
+class TitleSummary(SQLModel):
+    content_id: str
+    title: str | None
+    content_type: str
+    release_year: int | None
+    age_certification: str | None
+    runtime_minutes: int | None
+    seasons: int | None
+    imdb_score: float | None
+    imdb_votes: int | None
+    genre_ids: list[str]
+    country_codes: list[str]
+    best_of_rank: int | None
+
+
+class Credit(SQLModel):
+    person_id: int
+    person_name: str
+    credit_role: str
+    character_names: list[str] | None
+    billing_order: int | None
+
+
+class Ranking(SQLModel):
+    ranking_list: str
+    list_rank: int
+
+
+class NamedCode(SQLModel):
+    code: str
+    name: str | None
+
+
+class TitleDetail(TitleSummary):
+    imdb_id: str | None
+    genres: list[NamedCode]
+    countries: list[NamedCode]
+    credits: list[Credit]
+    rankings: list[Ranking]
+
+
+class SimilarTitle(SQLModel):
+    content_id: str
+    title: str | None
+    content_type: str
+    release_year: int | None
+    similarity: float
+    co_viewers: int = Field(description="users who watched both titles")
+
+
+class PersonSummary(SQLModel):
+    person_id: int
+    person_name: str
+    titles: int
+
+
+class FilmographyEntry(SQLModel):
+    content_id: str
+    title: str | None
+    content_type: str
+    release_year: int | None
+    credit_role: str
+    character_names: list[str] | None
+    imdb_score: float | None
+
+
+class PersonDetail(SQLModel):
+    person_id: int
+    person_name: str
+    filmography: list[FilmographyEntry]
+
+
+class Genre(SQLModel):
+    genre_id: str
+    genre_name: str
+    titles: int
+
+
+class Country(SQLModel):
+    country_code: str
+    country_name: str | None
+    titles: int
+    movies: int
+    shows: int
+    avg_imdb_score: float | None
+
+
+class UserIn(SQLModel):
+    """A new user, as the simulator writes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    age_band: AgeBand
+    country_code: str = Field(pattern=r"^[A-Z]{2}$", examples=["US"])
+    signup_date: date
+    plan: Plan
+    device: Device
+    language: str = Field(pattern=r"^[a-z]{2}$", examples=["en"])
+    attributes: Attributes | None = None
+
+
+class EventFields(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="derived from user, title and start when omitted"
+    )
+    content_id: ContentId
+    started_at: AwareDatetime
+    seconds_watched: int = Field(ge=0, le=2**31 - 1)
+    completion_ratio: float = Field(ge=0, le=1)
+    rating: int | None = Field(default=None, ge=1, le=5)
+    device: Device
+
+
+class EventIn(EventFields):
+    """One viewing session of a user (bulk form: the user is in the body)."""
+
+    user_id: UserId
+
+
+class RatingIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content_id: ContentId
+    rating: int = Field(ge=1, le=5)
+    rated_at: AwareDatetime
+
+
+class WriteResult(SQLModel):
+    kind: str
+    batch_id: str
+    rows: int
+    written: bool = Field(description="false: this exact batch was already in the warehouse")
+
+
+class Event(SQLModel):
+    event_id: int
+    content_id: str
+    title: str | None
+    started_at: datetime
+    seconds_watched: int
+    completion_ratio: float
+    rating: int | None
+    device: str
+
+
+class UserDetail(SQLModel):
+    user_id: int
+    age_band: str
+    country_code: str
+    signup_date: date
+    plan: str
+    device: str
+    language: str
+    attributes: dict[str, Any]
+    sessions: int
+    titles_watched: int
+    hours_watched: float
+    ratings_given: int
+    last_session_at: datetime | None
+    recent_events: list[Event]
+
+
+class Recommendation(SQLModel):
+    rank: int
+    content_id: str
+    title: str | None
+    content_type: str | None
+    release_year: int | None
+    score: float
+    reason: str
+
+
+class Recommendations(SQLModel):
+    user_id: int
+    run_id: str | None
+    model: str | None
+    published_at: datetime | None
+    items: list[Recommendation]
+
+
+class ModelRun(SQLModel):
+    run_id: str
+    model: str
+    status: str
+    is_current: bool
+    user_count: int | None
+    row_count: int | None
+    metrics: dict[str, Any]
+    parameters: dict[str, Any]
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    published_at: datetime | None
+
+
+class SqlQuery(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(min_length=1, max_length=100_000, examples=["select title, imdb_score from marts.catalogue"])
+    format: Literal["json", "csv"] = "json"
+
+
+class SqlColumn(SQLModel):
+    name: str
+    type: str
+
+
+class SqlResult(SQLModel):
+    columns: list[SqlColumn]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool = Field(description="true: there were more rows than the cap; only the first ones are here")
+    elapsed_ms: float
+
+
+class Health(SQLModel):
+    status: str
+    database: str
+    current_run: str | None
+
+
+class KeyCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["analyst", "data_scientist", "admin"]
+    name: Text = Field(min_length=1, max_length=200)
+
+
+class KeyCreated(SQLModel):
+    key_id: str
+    role: str
+    name: str
+    key: str = Field(description="shown once: only its hash is stored")
+
+
+class KeyInfo(SQLModel):
+    key_id: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
