@@ -1,13 +1,20 @@
-"""Users and their viewing activity in schema ``app``: the tables, validated writes, typed reads.
+"""Users and their activity in schema ``app``: the tables, validated writes, typed reads.
 
-The data scientists' simulations (and the built-in simulator) write here with
-``write_users`` and ``write_events``. Every batch is checked whole before anything
-is written: pandera checks columns, types and ranges, and the references to titles
-(``core.titles``), countries (``core.countries``) and users (``app.users``) are
-checked against the warehouse. An invalid batch raises ``BatchError`` listing each
-offending row and why; nothing of it is written. A valid batch goes in by one COPY
-inside one transaction, and is registered in ``app.batches`` under a digest of its
-content, so writing the same batch again changes nothing.
+Three kinds of rows: users (``app.users``), viewing sessions (``app.viewing_events``)
+and explicit ratings, "user U rated title T n stars at time t" (``app.ratings``).
+The data scientists' simulations (and the built-in simulator), notebooks and the
+HTTP API write here with ``write_users``, ``write_events`` and ``write_ratings``
+(or ``prepare_*`` then ``write_prepared``). Every batch is checked whole before
+anything is written: pandera checks columns, types and ranges, and the references
+to titles (``core.titles``), countries (``core.countries``) and users (``app.users``)
+are checked against the warehouse. An invalid batch raises ``BatchError`` listing
+each offending row and why; nothing of it is written. A valid batch goes in by one
+COPY inside one transaction, and is registered in ``app.batches`` under a digest of
+its content, so writing the same batch again changes nothing.
+
+A user may rate the same title several times; every rating is kept, and the one
+with the latest ``rated_at`` counts. ``read_users``, ``read_events`` and
+``read_ratings`` read the tables back typed as their batch models.
 """
 
 from __future__ import annotations
@@ -30,16 +37,37 @@ from recommender.warehouse import read_table
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 PLANS = ("basic", "standard", "premium")
 DEVICES = ("tv", "mobile", "tablet", "web")
+RATINGS = (1, 2, 3, 4, 5)  # stars
+BATCH_KINDS = ("users", "viewing_events", "ratings")  # also the app table each kind is written to
+# the patterns that app.batches' kind check must contain to allow every kind (as pg_get_constraintdef writes it)
+_KIND_PATTERNS = ", ".join(f"'%''{kind}''::text%'" for kind in BATCH_KINDS)
 
 DDL = f"""
 create schema if not exists app;
 
 create table if not exists app.batches (
     batch_id text primary key,
-    kind text not null check (kind in ('users', 'viewing_events')),
+    kind text not null constraint batches_kind_check check (kind in {BATCH_KINDS}),
     row_count integer not null check (row_count >= 0),
     written_at timestamptz not null default now()
 );
+
+-- A warehouse created before a kind was added (ratings) still has the older check,
+-- which `create table if not exists` leaves alone: replace it, once. A check that
+-- already allows every kind is left untouched (no lock, no privilege needed).
+do $$
+begin
+    if not exists (
+        select from pg_constraint
+        where conrelid = 'app.batches'::regclass
+            and conname = 'batches_kind_check'
+            and pg_get_constraintdef(oid) like all (array[{_KIND_PATTERNS}])
+    ) then
+        alter table app.batches drop constraint if exists batches_kind_check;
+        alter table app.batches add constraint batches_kind_check check (kind in {BATCH_KINDS});
+    end if;
+end
+$$;
 
 create table if not exists app.users (
     user_id bigint primary key check (user_id > 0),
@@ -69,6 +97,21 @@ create table if not exists app.viewing_events (
 
 -- dbt loads core.viewing_events incrementally by written_at
 create index if not exists viewing_events_written_at on app.viewing_events (written_at);
+
+-- One row per rating given. A user may rate a title again: every rating is kept,
+-- and the one with the latest rated_at counts.
+create table if not exists app.ratings (
+    rating_id bigint primary key,
+    user_id bigint not null references app.users (user_id),
+    content_id text not null check (content_id ~ '^t[ms][0-9]+$'),
+    rating smallint not null check (rating between 1 and 5),
+    rated_at timestamptz not null,
+    batch_id text not null,
+    written_at timestamptz not null default now()
+);
+
+-- dbt loads core.ratings incrementally by written_at
+create index if not exists ratings_written_at on app.ratings (written_at);
 """
 
 
@@ -108,8 +151,28 @@ class EventBatch(pa.DataFrameModel):
         ordered = False
 
 
+class RatingBatch(pa.DataFrameModel):
+    """One row per rating: user ``user_id`` gave title ``content_id`` ``rating`` stars (1 to 5) at ``rated_at`` (UTC).
+
+    ``rating_id`` is optional when writing (a hash of user, title and ``rated_at``). A user
+    may rate a title several times; the rating with the latest ``rated_at`` counts.
+    """
+
+    rating_id: Series[int] = pa.Field(unique=True)
+    user_id: Series[int] = pa.Field(gt=0)
+    content_id: Series[str] = pa.Field(str_matches=r"^t[ms][0-9]+$")
+    rating: Series[pd.Int16Dtype] = pa.Field(isin=RATINGS)  # isin, not a range: 4.5 stars is refused, not cut to 4
+    rated_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
+
+    class Config:
+        strict = True
+        coerce = True
+        ordered = False
+
+
 USER_COLUMNS = list(UserBatch.to_schema().columns)
 EVENT_COLUMNS = list(EventBatch.to_schema().columns)
+RATING_COLUMNS = list(RatingBatch.to_schema().columns)
 
 
 class BatchError(ValueError):
@@ -142,7 +205,9 @@ def ensure_schema(conn: connection) -> None:
         cur.execute(DDL)
 
 
-def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _validate(
+    model: type[pa.DataFrameModel] | pa.DataFrameSchema, frame: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The frame coerced to ``model`` (or as given, if it does not conform) and its problems, one row each."""
     try:
         return model.validate(frame, lazy=True), _no_problems()
@@ -190,6 +255,28 @@ def _unknown_references(conn: connection, frame: pd.DataFrame, column: str, tabl
             "reason": f"unknown {column} (not in {table})",
         }
     )
+
+
+def _unknown_activity_references(
+    conn: connection, model: type[pa.DataFrameModel], frame: pd.DataFrame
+) -> list[pd.DataFrame]:
+    """Rows of an activity batch (events, ratings) whose title is not in core.titles or user not in app.users.
+
+    ``frame`` is as given when it failed validation, so each key column is typed as
+    ``model`` types it first; one whose values do not take that type is not looked up
+    (pandera has named its rows already, and the lookup would fail on the type).
+    """
+    columns = model.to_schema().columns
+    found = []
+    for column, table in (("content_id", "core.titles"), ("user_id", "app.users")):
+        if column not in frame.columns:
+            continue
+        try:
+            typed = frame.assign(**{column: columns[column].dtype.coerce(frame[column])})
+        except (TypeError, ValueError):
+            continue
+        found.append(_unknown_references(conn, typed, column, table))
+    return found
 
 
 def _batch_id(kind: str, table: pyarrow_lib.Table) -> str:
@@ -266,10 +353,24 @@ def prepare_users(conn: connection, users: pd.DataFrame) -> PreparedBatch:
     return PreparedBatch("users", table)
 
 
+def _derive_ids(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Deterministic non-negative bigint ids: a hash of each row's ``columns``."""
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False)
+    return pd.Series((hashed.to_numpy() >> 1).astype("int64"), index=frame.index)
+
+
 def derive_event_ids(events: pd.DataFrame) -> pd.Series:
     """Deterministic ids for events that come without one: a hash of user, title and start time."""
-    hashed = pd.util.hash_pandas_object(events[["user_id", "content_id", "started_at"]], index=False)
-    return (hashed.to_numpy() >> 1).astype("int64")
+    return _derive_ids(events, ["user_id", "content_id", "started_at"])
+
+
+def derive_rating_ids(ratings: pd.DataFrame) -> pd.Series:
+    """Deterministic ids for ratings that come without one: a hash of user, title and ``rated_at``.
+
+    Hash the columns as ``RatingBatch`` types them (``prepare_ratings`` does), so that
+    the same rating gives the same id however its writer spelled the time.
+    """
+    return _derive_ids(ratings, ["user_id", "content_id", "rated_at"])
 
 
 def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
@@ -286,15 +387,31 @@ def prepare_events(conn: connection, events: pd.DataFrame) -> PreparedBatch:
     if "event_id" not in frame.columns:
         frame = frame.assign(event_id=derive_event_ids(frame))
     frame, problems = _validate(EventBatch, frame)
-    _refuse_if_any(
-        "viewing_events",
-        [
-            problems,
-            _unknown_references(conn, frame, "content_id", "core.titles"),
-            _unknown_references(conn, frame, "user_id", "app.users"),
-        ],
-    )
+    _refuse_if_any("viewing_events", [problems, *_unknown_activity_references(conn, EventBatch, frame)])
     return PreparedBatch("viewing_events", pyarrow_lib.Table.from_pandas(frame[EVENT_COLUMNS], preserve_index=False))
+
+
+def write_ratings(conn: connection, ratings: pd.DataFrame) -> WriteResult:
+    """Validate and write a batch of ratings (columns of ``RatingBatch``; ``rating_id`` optional).
+
+    Users must already be in ``app.users`` and titles in ``core.titles``. A user may
+    rate a title again (another ``rated_at``): both rows are kept, the latest counts.
+    """
+    return write_prepared(conn, prepare_ratings(conn, ratings))
+
+
+def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
+    """Validate a batch of ratings against the schema and the warehouse; raise BatchError if invalid."""
+    frame = ratings.reset_index(drop=True)
+    if "rating_id" in frame.columns:
+        frame, problems = _validate(RatingBatch, frame)
+    else:
+        # ids are derived from the typed columns, then checked (one rating given twice in a batch is refused)
+        frame, problems = _validate(RatingBatch.to_schema().remove_columns(["rating_id"]), frame)
+        if not len(problems):
+            frame, problems = _validate(RatingBatch, frame.assign(rating_id=derive_rating_ids(frame)))
+    _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame)])
+    return PreparedBatch("ratings", pyarrow_lib.Table.from_pandas(frame[RATING_COLUMNS], preserve_index=False))
 
 
 def read_users(conn: connection) -> pd.DataFrame:
@@ -309,6 +426,15 @@ def read_events(conn: connection, **filters: object) -> pd.DataFrame:
     return EventBatch.validate(frame)
 
 
+def read_ratings(conn: connection, **filters: object) -> pd.DataFrame:
+    """Ratings typed as ``RatingBatch``, ordered by rating_id; ``filters`` as in ``read_table``.
+
+    Every rating is returned, a title rated again included; the latest ``rated_at`` counts.
+    """
+    frame = read_table(conn, "app.ratings", columns=RATING_COLUMNS, where=filters, order_by=["rating_id"])
+    return RatingBatch.validate(frame)
+
+
 def delete_events(conn: connection, user_ids: list[int]) -> int:
     """Delete every event of these users, in one transaction; returns the events deleted."""
     with conn, conn.cursor() as cur:
@@ -319,9 +445,10 @@ def delete_events(conn: connection, user_ids: list[int]) -> int:
 
 
 def delete_users(conn: connection, user_ids: list[int]) -> int:
-    """Delete users and all their events, in one transaction; returns the users deleted."""
+    """Delete users and all their events and ratings, in one transaction; returns the users deleted."""
     with conn, conn.cursor() as cur:
         cur.execute("delete from app.viewing_events where user_id = any(%s)", (user_ids,))
+        cur.execute("delete from app.ratings where user_id = any(%s)", (user_ids,))
         cur.execute("delete from app.users where user_id = any(%s)", (user_ids,))
         deleted = cur.rowcount
         _forget_empty_batches(cur)
@@ -334,4 +461,5 @@ def _forget_empty_batches(cur: cursor) -> None:
         "delete from app.batches as b"
         " where not exists (select from app.users as u where u.batch_id = b.batch_id)"
         " and not exists (select from app.viewing_events as e where e.batch_id = b.batch_id)"
+        " and not exists (select from app.ratings as r where r.batch_id = b.batch_id)"
     )

@@ -1,4 +1,4 @@
-"""Writing and reading users and viewing events, on real servers: validation, idempotence, round trips."""
+"""Writing and reading users, viewing events and ratings, on real servers: validation, idempotence, round trips."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
-from queries import cli
+from queries import cli, query
 
 from recommender import activity, pipeline
-from recommender.warehouse import PROJECT_ROOT, read_table
+from recommender.dbt import run_dbt
+from recommender.warehouse import PROJECT_ROOT, Target, read_table
 
 
 @pytest.fixture
@@ -50,6 +51,19 @@ def _events(conn: activity.connection, user_ids: list[int]) -> pd.DataFrame:
             "completion_ratio": [1.0, 0.25, 0.0],
             "rating": pd.array([5, None, 1], dtype="Int16"),
             "device": ["tv", "mobile", "web"],
+        }
+    )
+
+
+def _ratings(conn: activity.connection, user_ids: list[int]) -> pd.DataFrame:
+    titles = read_table(conn, "core.titles", columns=["content_id"], order_by=["content_id"], limit=2).content_id
+    return pd.DataFrame(
+        {
+            "rating_id": [9001, 9002, 9003],
+            "user_id": [user_ids[0], user_ids[0], user_ids[1]],
+            "content_id": [titles[0], titles[1], titles[0]],
+            "rating": [5, 2, 3],
+            "rated_at": pd.to_datetime(["2023-01-01 22:00", "2023-01-02 23:00", "2023-01-03 09:15"], utc=True),
         }
     )
 
@@ -116,6 +130,140 @@ def test_a_missing_column_and_a_bad_type_are_named(conn: activity.connection) ->
     message = str(err.value)
     assert "device" in message and "column_in_dataframe" in message
     assert "seconds_watched" in message
+
+
+def test_ratings_read_back_identical_and_are_written_once(conn: activity.connection) -> None:
+    activity.write_users(conn, _users(840_001))
+    ratings = _ratings(conn, [840_001, 840_002])
+    first = activity.write_ratings(conn, ratings)
+    back = activity.read_ratings(conn, user_id=[840_001, 840_002])
+    pd.testing.assert_frame_equal(back, activity.RatingBatch.validate(ratings))
+    assert list(back.columns) == activity.RATING_COLUMNS
+    before = _count(conn, "app.ratings")
+    second = activity.write_ratings(conn, ratings.copy())
+    assert (first.written, second.written, second.batch_id) == (True, False, first.batch_id)
+    assert _count(conn, "app.ratings") == before
+
+
+def test_an_invalid_ratings_batch_is_refused_whole(conn: activity.connection) -> None:
+    activity.write_users(conn, _users(850_001))
+    ratings = pd.concat([_ratings(conn, [850_001, 850_002])] * 2, ignore_index=True).assign(
+        rating_id=range(9101, 9107), rating=[0, 6, 4, 4, 4.5, 3]
+    )
+    ratings.loc[2, "user_id"] = 999_999_999
+    ratings.loc[3, "content_id"] = "tm0000001"
+    before, batches = _count(conn, "app.ratings"), _count(conn, "app.batches")
+    with pytest.raises(activity.BatchError) as err:
+        activity.write_ratings(conn, ratings)
+    problems = err.value.problems
+    assert set(zip(problems.row.dropna(), problems.column[problems.row.notna()], strict=True)) == {
+        (0, "rating"),
+        (1, "rating"),
+        (2, "user_id"),
+        (3, "content_id"),
+        (4, "rating"),  # 4.5 stars is refused, not cut to 4
+    }
+    message = str(err.value)
+    assert message.startswith("ratings batch refused, nothing written")
+    assert "row 1: rating=6" in message
+    assert "row 2: user_id=999999999: unknown user_id (not in app.users)" in message
+    assert "row 3: content_id='tm0000001': unknown content_id (not in core.titles)" in message
+    assert (_count(conn, "app.ratings"), _count(conn, "app.batches")) == (before, batches)
+    # a user id that is not even a number is named by pandera, not looked up
+    with pytest.raises(activity.BatchError, match=r"row 0: user_id='someone'"):
+        activity.write_ratings(conn, ratings.assign(user_id=["someone", *[850_001] * 5]))
+
+
+def test_a_title_rated_again_keeps_both_ratings(conn: activity.connection) -> None:
+    activity.write_users(conn, _users(860_001, n=1))
+    rating = _ratings(conn, [860_001, 860_001]).drop(columns=["rating_id"]).head(1)
+    again = rating.assign(rating=1, rated_at=rating.rated_at + pd.Timedelta(days=30))
+    first = activity.write_ratings(conn, rating)
+    activity.write_ratings(conn, again)
+    back = activity.read_ratings(conn, user_id=860_001)
+    assert len(back) == 2 and back.content_id.nunique() == 1 and back.rating_id.is_unique
+    assert back.sort_values("rated_at").rating.iloc[-1] == 1  # the latest rated_at counts
+    # ids derived from the typed columns: the same rating at another time resolution is the same batch
+    nanoseconds = rating.assign(rated_at=rating.rated_at.astype("datetime64[ns, UTC]"))
+    assert activity.write_ratings(conn, nanoseconds).batch_id == first.batch_id
+
+
+def test_deleting_a_user_deletes_their_ratings(conn: activity.connection) -> None:
+    activity.write_users(conn, _users(870_001, n=1))
+    written = activity.write_ratings(conn, _ratings(conn, [870_001, 870_001]).assign(rating_id=[9201, 9202, 9203]))
+    assert activity.delete_users(conn, [870_001]) == 1
+    assert activity.read_ratings(conn, user_id=870_001).empty
+    assert not activity.is_written(conn, written.batch_id)
+
+
+OLD_APP_SCHEMA = """
+create schema app;
+create table app.batches (
+    batch_id text primary key,
+    kind text not null check (kind in ('users', 'viewing_events')),
+    row_count integer not null check (row_count >= 0),
+    written_at timestamptz not null default now()
+);
+create schema core;
+create table core.countries (country_code text primary key);
+insert into core.countries values ('NA'), ('US'), ('LB');
+create table core.titles (content_id text primary key);
+insert into core.titles values ('tm1001'), ('ts2002');
+"""
+
+
+def test_ensure_schema_lets_an_older_warehouse_write_ratings(database: Target) -> None:
+    def kind_check(cur: activity.cursor) -> list[tuple]:
+        cur.execute(
+            "select oid, conname, pg_get_constraintdef(oid) from pg_constraint"
+            " where conrelid = 'app.batches'::regclass and contype = 'c' and conname like '%kind%'"
+        )
+        return cur.fetchall()
+
+    with closing(database.connect()) as conn:
+        with conn, conn.cursor() as cur:  # app.batches as the warehouses created before ratings have it
+            cur.execute(OLD_APP_SCHEMA)
+            assert [name for _, name, _ in kind_check(cur)] == ["batches_kind_check"]  # PostgreSQL's name
+        activity.ensure_schema(conn)
+        with conn.cursor() as cur:
+            migrated = kind_check(cur)
+        assert len(migrated) == 1 and "'ratings'::text" in migrated[0][2]
+        activity.ensure_schema(conn)
+        with conn.cursor() as cur:
+            assert kind_check(cur) == migrated  # idempotent: a check that allows every kind is left as it is
+        activity.write_users(conn, _users(1, n=2))
+        ratings = pd.DataFrame(
+            {
+                "user_id": [1, 2],
+                "content_id": ["tm1001", "ts2002"],
+                "rating": [4, 5],
+                "rated_at": pd.to_datetime(["2023-03-01 12:00", "2023-03-02 12:00"], utc=True),
+            }
+        )
+        assert activity.write_ratings(conn, ratings).written
+        assert len(activity.read_ratings(conn)) == 2
+
+
+def test_dbt_loads_written_ratings_into_core(small_warehouse: pipeline.Summary, work_dir: Path) -> None:
+    target = small_warehouse.target
+    with closing(target.connect()) as connection:
+        activity.write_users(connection, _users(890_001, n=2))
+        ratings = _ratings(connection, [890_001, 890_002]).assign(rating_id=[9401, 9402, 9403])
+        activity.write_ratings(connection, ratings)
+    selection = ["--select", "users", "source:app.ratings+"]  # core.users too: core.ratings' users are tested there
+    result = run_dbt(["build", "--quiet", *selection], target, target_path=work_dir, capture=True)
+    assert result.returncode == 0, result.stdout
+    rows = query(
+        target,
+        "select rating_id, user_id, content_id, rating, rated_at from core.ratings"
+        " where rating_id = any(%s) order by rating_id",
+        ([9401, 9402, 9403],),
+    )
+    expected = activity.RatingBatch.validate(ratings)
+    assert rows == [
+        (row.rating_id, row.user_id, row.content_id, row.rating, row.rated_at.to_pydatetime())
+        for row in expected.itertuples()
+    ]
 
 
 def test_read_table_filters_streams_and_names_unknown_columns(conn: activity.connection) -> None:
