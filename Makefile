@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 RAW_DATA_DIR ?=
+PORT ?= 8000
 
-.PHONY: run test dsn psql stop docs lint bench sample clean
+.PHONY: run test serve dsn psql stop docs lint bench sample clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ run: $(INSTALLED)  ## load the raw export (RAW_DATA_DIR=folder, or the sample), 
 
 test: $(INSTALLED)  ## the whole test suite
 	$(BIN)/python -m pytest
+
+serve: $(INSTALLED)  ## start the HTTP API on the warehouse (PORT=8000; docs at /docs)
+	$(BIN)/python -m recommender serve --port $(PORT)
 
 dsn: $(INSTALLED)  ## print a libpq URI of the warehouse
 	@$(BIN)/python -m recommender dsn
