@@ -78,3 +78,17 @@ def prepare_python_schemas(conn: connection) -> None:
         cur.execute("grant usage on schema predictions to analyst")
         cur.execute("grant select on all tables in schema predictions to analyst")
         cur.execute("alter default privileges in schema predictions grant select on tables to analyst")
+
+
+def protect_sessions(conn: connection) -> None:
+    """Keep every role but superusers from ending or cancelling other sessions in this database.
+
+    PostgreSQL lets a role signal the sessions of its own role: one analyst could end
+    another's (pgAdmin's, or the API's /sql pool). Only a superuser can revoke this;
+    for any other owner PostgreSQL warns and nothing changes.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "revoke execute on function pg_catalog.pg_terminate_backend(integer, bigint),"
+            " pg_catalog.pg_cancel_backend(integer) from public"
+        )

@@ -122,6 +122,7 @@ def run(
     with closing(target.connect()) as conn:
         access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
         access.prepare_python_schemas(conn)
+        access.protect_sessions(conn)
         trained = train(conn) if simulation is not None else None
     try:
         report = quality.validate(target, work_dir)

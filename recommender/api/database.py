@@ -52,6 +52,11 @@ class Settings:
         )
 
 
+async def _discard_all(conn: asyncpg.Connection) -> None:
+    """Forget everything an analyst's statement left in the session (asyncpg's own reset keeps prepared statements)."""
+    await conn.execute("discard all")
+
+
 class Database:
     """The pools of one API process; ``open`` in the app's lifespan, ``close`` at shutdown."""
 
@@ -82,6 +87,7 @@ class Database:
             max_size=5,
             server_settings={"application_name": "netflix_warehouse api /sql"},
             statement_cache_size=0,  # an analyst's statement is prepared once, never kept
+            reset=_discard_all,
             **common,
         )
         self._writers = ThreadedConnectionPool(

@@ -5,12 +5,14 @@ grants; ``SET ROLE`` or ``RESET ROLE`` cannot reach more), inside a READ ONLY
 transaction that is always rolled back, after ``SET LOCAL ROLE analyst`` and a
 ``statement_timeout``. It goes through the extended query protocol, which takes exactly
 one statement. At most ``sql_max_rows`` rows are fetched, from a cursor, so an endless
-result costs no more than its first rows. asyncpg resets the connection (settings,
-advisory locks, LISTEN, cursors) before it serves the next request.
+result costs no more than its first rows. The connection is reset with DISCARD ALL
+(settings, advisory locks, LISTEN, cursors, prepared statements, temporary tables)
+before it serves the next request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -62,7 +64,8 @@ async def _run(pool: asyncpg.Pool, statement: str, max_rows: int, time_limit_ms:
                 await prepared.fetch(timeout=timeout)
                 rows = []
         finally:
-            if not conn.is_closed():
+            # never commit; a statement that ended its own session leaves nothing to roll back, and its error stands
+            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
                 await transaction.rollback()
     return columns, rows, len(rows) > max_rows
 
