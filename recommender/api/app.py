@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recommender import activity
+from recommender import access, activity
 from recommender.api import keys
 from recommender.api.auth import public
 from recommender.api.database import Database, Reader, Settings
@@ -23,6 +23,20 @@ from recommender.api.routers import marts, people, reference, runs, sql, titles,
 from recommender.api.schemas import Health
 
 access_log = logging.getLogger("recommender.api.access")
+# uvicorn applies this in every worker: the access log's JSON lines on stdout, uvicorn's own warnings on stderr
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(message)s"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"},
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+    },
+    "loggers": {
+        "recommender.api.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["stderr"], "level": "WARNING"},
+    },
+}
 
 DESCRIPTION = """The netflix_warehouse catalogue, users' activity and recommendations over HTTP.
 
@@ -92,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with closing(settings.target.connect()) as conn:
             keys.ensure_schema(conn)
             activity.ensure_schema(conn)
+            access.protect_sessions(conn)  # also on warehouses built before it existed
         database = Database(settings)
         await database.open(init=_codecs)
         app.state.database = database
