@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -114,7 +113,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # imported here: only this command needs the web server
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from recommender.api.app import LOG_CONFIG
+
     # the workers build their app from the environment: point it at the warehouse chosen here
     os.environ.update(_warehouse().env())
     print(f"API docs: http://{args.host}:{args.port}/docs", flush=True)
@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         access_log=False,  # the app logs each request as one JSON line
-        log_level="warning",
+        log_config=LOG_CONFIG,
     )
     return 0
 
