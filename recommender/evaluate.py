@@ -18,7 +18,7 @@ import functools
 import inspect
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +67,9 @@ WAREHOUSE_CONTENT_COLUMNS = (
     "age_certification",
     "is_show",
 )
+# reads a whole warehouse table, ``read(name, columns)`` (columns None: all) as ``warehouse.read_table`` does:
+# a connection's (``table_reader(conn)``) or the HTTP API's (``recommender.api.client.ApiClient.read_table``)
+ReadTable = Callable[[str, Sequence[str] | None], pd.DataFrame]
 TASTE_CHUNK_USERS = 2000  # users x titles affinities computed at once: 2000 x 6k titles x 4 bytes = 48 MB
 
 
@@ -302,9 +305,23 @@ def _best_mean(liking: np.ndarray, users: pd.Index, titles: pd.Index, seen: pd.D
     return np.where(finite, best, 0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
 
 
-def title_features(conn: connection) -> pd.DataFrame:
-    """``marts.ml_title_features``, all of it (the simulator's and the taste score's input)."""
-    return read_table(conn, "marts.ml_title_features")
+def table_reader(source: connection | ReadTable) -> ReadTable:
+    """``source`` as a ``ReadTable``: a connection reads with ``warehouse.read_table``; a reader is itself."""
+    if isinstance(source, connection):
+        return functools.partial(_read_directly, source)
+    return source
+
+
+def _read_directly(conn: connection, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    return read_table(conn, name, columns=columns)
+
+
+def title_features(source: connection | ReadTable) -> pd.DataFrame:
+    """``marts.ml_title_features``, all of it (the simulator's and the taste score's input).
+
+    ``source`` is a connection, or a ``ReadTable`` (e.g. the API client's ``read_table``).
+    """
+    return table_reader(source)("marts.ml_title_features", None)
 
 
 def content_features(title_features: pd.DataFrame) -> pd.DataFrame:
@@ -392,9 +409,10 @@ def run(
     return Report(results, skipped, len(train), len(test), md_path, png_path)
 
 
-def warehouse_interactions(conn: connection) -> pd.DataFrame:
-    """``marts.ml_interactions`` as user_id, item_id (content_id), weight (confidence), timestamp (last_watched_at)."""
-    frame = read_table(
-        conn, "marts.ml_interactions", columns=["user_id", "content_id", "confidence", "last_watched_at"]
-    )
+def warehouse_interactions(source: connection | ReadTable) -> pd.DataFrame:
+    """``marts.ml_interactions`` as user_id, item_id (content_id), weight (confidence), timestamp (last_watched_at).
+
+    ``source`` is a connection, or a ``ReadTable`` (e.g. the API client's ``read_table``).
+    """
+    frame = table_reader(source)("marts.ml_interactions", ["user_id", "content_id", "confidence", "last_watched_at"])
     return frame.rename(columns={"content_id": "item_id", "confidence": "weight", "last_watched_at": "timestamp"})

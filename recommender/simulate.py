@@ -14,9 +14,10 @@ hundred thousand users take seconds, not minutes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -239,30 +240,75 @@ def simulate(features: pd.DataFrame, config: SimulationConfig, progress: bool = 
     return Simulation(users=users, events=pd.concat(events, ignore_index=True), truth=truth)
 
 
-def write(conn: connection, simulation: Simulation, *, replace: bool = False) -> list[activity.WriteResult]:
-    """Write the simulated users, then their events; writing the same simulation again changes nothing.
+class Destination(Protocol):
+    """Where a simulation is read from and written to: ``Direct`` (a connection), or the HTTP API's client
+    (``recommender.api.client.ApiClient``). Each write returns one result per batch written."""
+
+    def read_table(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame: ...
+
+    def write_users(self, users: pd.DataFrame) -> list[activity.WriteResult]: ...
+
+    def write_events(self, events: pd.DataFrame) -> list[activity.WriteResult]: ...
+
+
+@dataclass(frozen=True)
+class Direct:
+    """The warehouse through a connection of its owner, each table written as one batch.
 
     With ``replace``, rows these user ids hold from another simulation (another seed,
     catalogue or period) are deleted first; without it such a clash is a BatchError.
     """
-    user_ids = simulation.users.user_id.tolist()
-    users = activity.prepare_users(conn, simulation.users)
-    if replace and not activity.is_written(conn, users.batch_id):
-        activity.delete_users(conn, user_ids)
-    results = [activity.write_prepared(conn, users)]
-    events = activity.prepare_events(conn, simulation.events)
-    if replace and not activity.is_written(conn, events.batch_id):
-        activity.delete_events(conn, user_ids)
-    results.append(activity.write_prepared(conn, events))
-    return results
+
+    conn: connection
+    replace: bool = False
+
+    def read_table(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        return read_table(self.conn, name, columns=columns)
+
+    def write_users(self, users: pd.DataFrame) -> list[activity.WriteResult]:
+        batch = activity.prepare_users(self.conn, users)
+        if self.replace and not activity.is_written(self.conn, batch.batch_id):
+            activity.delete_users(self.conn, users.user_id.tolist())
+        return [activity.write_prepared(self.conn, batch)]
+
+    def write_events(self, events: pd.DataFrame) -> list[activity.WriteResult]:
+        batch = activity.prepare_events(self.conn, events)
+        if self.replace and not activity.is_written(self.conn, batch.batch_id):
+            activity.delete_events(self.conn, pd.unique(events.user_id).tolist())
+        return [activity.write_prepared(self.conn, batch)]
+
+
+def _destination(target: connection | Destination, replace: bool) -> Destination:
+    if isinstance(target, connection):
+        return Direct(target, replace)
+    if replace:
+        raise ValueError("replacing deletes what the user ids hold, which only a direct connection may do")
+    return target
+
+
+def write(
+    target: connection | Destination, simulation: Simulation, *, replace: bool = False
+) -> list[activity.WriteResult]:
+    """Write the simulated users, then their events; writing the same simulation again changes nothing.
+
+    ``target`` is a connection (``Direct``) or another destination, such as the API's client.
+    With ``replace`` (a connection only), rows these user ids hold from another simulation
+    are deleted first; without it such a clash is a BatchError.
+    """
+    destination = _destination(target, replace)
+    return [*destination.write_users(simulation.users), *destination.write_events(simulation.events)]
 
 
 def simulate_into(
-    conn: connection, config: SimulationConfig, *, replace: bool = False, progress: bool = False
+    target: connection | Destination, config: SimulationConfig, *, replace: bool = False, progress: bool = False
 ) -> tuple[Simulation, list[activity.WriteResult]]:
-    """Simulate on the warehouse's own catalogue (``marts.ml_title_features``) and write the result."""
-    features = read_table(conn, "marts.ml_title_features")
+    """Simulate on the warehouse's own catalogue (``marts.ml_title_features``) and write the result.
+
+    ``target`` is a connection or another destination (the API's client), read from and written to.
+    """
+    destination = _destination(target, replace)
+    features = destination.read_table("marts.ml_title_features")
     if features.empty:
         raise LookupError("marts.ml_title_features is empty: run `make run` (or dbt build) first")
     simulation = simulate(features, config, progress=progress)
-    return simulation, write(conn, simulation, replace=replace)
+    return simulation, write(destination, simulation)

@@ -1,10 +1,11 @@
 """Train a recommender on the warehouse and publish its recommendations: ``python -m recommender train``.
 
 Reads ``marts.ml_interactions`` (weight = confidence) and ``marts.ml_title_features``
-with pandas, evaluates the model on a temporal holdout (each user's latest 20 % of
-titles) beside the popularity baseline, refits on everything, recommends top-k to
-every user in ``core.users`` (users without history get the popular titles), explains
-each recommendation, and publishes the run atomically (``recommender.publish``). A
+with pandas (through the owner's connection, or through the HTTP API: ``train --api``),
+evaluates the model on a temporal holdout (each user's latest 20 % of titles) beside the
+popularity baseline, refits on everything, recommends top-k to every user in ``core.users``
+(users without history get the popular titles), explains each recommendation, and
+publishes the run atomically with the owner's connection (``recommender.publish``). A
 failure at any step marks the run failed and leaves the current recommendations as they were.
 """
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -23,15 +25,16 @@ from psycopg2.extensions import connection
 from recommender import publish
 from recommender.evaluate import (
     Protocol,
+    ReadTable,
     content_features,
     evaluate_models,
     model_factories,
+    table_reader,
     title_features,
     warehouse_interactions,
 )
 from recommender.models import DEFAULT_MODEL, Recommender
 from recommender.reasons import explain
-from recommender.warehouse import read_table
 
 # each user's earliest 80 % of titles train, the latest 20 % test
 HOLDOUT = Protocol(split="temporal", by="user", ratio=0.8, k=10)
@@ -67,18 +70,23 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     timings[step] = round(time.perf_counter() - started, 3)
 
 
-def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20) -> TrainResult:
-    """Fit ``model`` (a name in ``recommender.models.MODELS``) on the warehouse, evaluate it, publish top ``k``."""
+def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20, read: ReadTable | None = None) -> TrainResult:
+    """Fit ``model`` (a name in ``recommender.models.MODELS``) on the warehouse, evaluate it, publish top ``k``.
+
+    ``read`` reads the inputs (e.g. ``ApiClient.read_table``, through the HTTP API); by
+    default they are read with ``conn``. ``conn``, the owner's, publishes in any case.
+    """
     timings: dict[str, float] = {}
     with _timed(timings, "read"):
-        interactions = warehouse_interactions(conn)
+        reader = table_reader(conn) if read is None else read
+        interactions = warehouse_interactions(reader)
         if interactions.empty:
             raise TrainError("marts.ml_interactions is empty: simulate activity first (python -m recommender simulate)")
-        features = content_features(title_features(conn))
-        users = read_table(conn, "core.users", columns=["user_id"])["user_id"]
-        titles = read_table(conn, "marts.catalogue", columns=["content_id", "title"]).set_index("content_id")["title"]
-        genre_names = read_table(conn, "core.genres").set_index("genre_id")["genre_name"]
-        snapshot = _snapshot(conn, interactions, users, features)
+        features = content_features(title_features(reader))
+        users = reader("core.users", ["user_id"])["user_id"]
+        titles = reader("marts.catalogue", ["content_id", "title"]).set_index("content_id")["title"]
+        genre_names = reader("core.genres", None).set_index("genre_id")["genre_name"]
+        snapshot = _snapshot(interactions, users, features, _latest_written(conn, read))
     factories, _ = model_factories([model, "popularity"], features)
     factory = factories[model]
     run_id = publish.start_run(conn, model, parameters=_jsonable(factory().params), data_snapshot=snapshot)
@@ -112,10 +120,20 @@ def _holdout_metrics(interactions: pd.DataFrame, factories: dict[str, Callable[[
     }
 
 
-def _snapshot(conn: connection, interactions: pd.DataFrame, users: pd.Series, features: pd.DataFrame) -> dict:
+def _latest_written(conn: connection, read: ReadTable | None) -> datetime | None:
+    """When the newest interaction was loaded: asked of the database, or the latest of the column ``read`` reads."""
+    if read is not None:
+        latest = read("marts.ml_interactions", ["last_written_at"])["last_written_at"].max()
+        return None if pd.isna(latest) else latest
     with conn.cursor() as cur:
         cur.execute("select max(last_written_at) from marts.ml_interactions")
         (latest,) = cur.fetchone()
+    return latest
+
+
+def _snapshot(
+    interactions: pd.DataFrame, users: pd.Series, features: pd.DataFrame, latest: datetime | None
+) -> dict[str, Any]:
     return {
         "source": "marts.ml_interactions",
         "interactions": len(interactions),

@@ -97,6 +97,9 @@ def _database_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"the warehouse does not answer: {exc}"}, 503)
 
 
+CURRENT_RUN = "select run_id from predictions.model_runs where is_current"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API on the warehouse of ``settings`` (default: the one the environment selects)."""
     settings = settings or Settings.from_env()
@@ -132,10 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", response_model=Health, tags=["health"], summary="Is the database there?", **public())
     async def health(db: Reader) -> Any:
-        current = await db.fetchval(
-            "select run_id from predictions.model_runs where is_current"
-            " and to_regclass('predictions.model_runs') is not null"
-        )
+        # a warehouse that has not published yet is healthy: it has no current run
+        published = await db.fetchval("select to_regclass('predictions.model_runs') is not null")
+        current = await db.fetchval(CURRENT_RUN) if published else None
         return Health(status="ok", database="ok", current_run=current)
 
     return app

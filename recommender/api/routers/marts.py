@@ -124,9 +124,11 @@ def _picked(relation: str, available: Sequence[str], columns: list[str] | None) 
     **needs(
         "data_scientist",
         responses={
-            200: {"content": {PARQUET: {}}, "description": "the table's rows as one Parquet file"},
+            200: {
+                "content": {PARQUET: {"schema": {"type": "string", "format": "binary"}}},
+                "description": "the table's rows as one Parquet file",
+            },
             404: {"description": "no such mart; the message lists those served"},
-            422: {"description": "a column the table does not have; the message lists those it has"},
         },
     ),
 )
