@@ -13,12 +13,14 @@ import pytest
 import schemathesis
 import uvicorn
 from conftest import Api
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from queries import cli, query
 
 from recommender.api.app import create_app
 from recommender.api.database import Settings
 from recommender.embedded import free_port
+from recommender.warehouse import Target
 
 # --- reading -------------------------------------------------------------------------------------
 
@@ -29,6 +31,13 @@ def test_health_names_the_current_run(api: Api) -> None:
 
 
 CURRENT_RUN = "select run_id from predictions.model_runs where is_current"
+
+
+def test_an_unbuilt_warehouse_is_healthy_and_says_what_to_run(database: Target) -> None:
+    with TestClient(create_app(Settings.from_env(target=database))) as client:
+        assert client.get("/health").json() == {"status": "ok", "database": "ok", "current_run": None}
+        response = client.get("/titles")
+        assert response.status_code == 503 and "make run" in response.json()["detail"]
 
 
 def test_title_search_filters_and_pages_as_the_catalogue_says(api: Api) -> None:
