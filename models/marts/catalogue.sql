@@ -1,3 +1,6 @@
+-- the API looks titles up by content_id on every recommendations request
+{{ config(indexes=[{'columns': ['content_id'], 'unique': true}]) }}
+
 with
 
 titles as (

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from recommender.api import keys
-from recommender.api.database import Database, database
+from recommender.api.database import Reader
 
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="`python -m recommender keys create --role ROLE --name NAME`"
@@ -30,19 +30,18 @@ class Caller:
     role: str
 
 
-async def caller(
-    request: Request, db: Annotated[Database, Depends(database)], key: Annotated[str | None, Security(api_key_header)]
-) -> Caller | None:
-    """The caller of a valid, unrevoked key; None without a key; 401 for any other key."""
+async def caller(request: Request, db: Reader, key: Annotated[str | None, Security(api_key_header)]) -> Caller | None:
+    """The caller of a valid, unrevoked key; None without a key; 401 for any other key.
+
+    The lookup uses the request's own read connection (one pool checkout per request), and
+    is never cached: a revoked key stops working at once.
+    """
     if key is None:
         return None
     key_id = keys.parse_key_id(key)
     row = None
     if key_id is not None:
-        assert db.reader is not None
-        row = await db.reader.fetchrow(
-            "select role, key_hash from api.keys where key_id = $1 and revoked_at is null", key_id
-        )
+        row = await db.fetchrow("select role, key_hash from api.keys where key_id = $1 and revoked_at is null", key_id)
     if row is None or not keys.matches(key, row["key_hash"]):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers={"WWW-Authenticate": "APIKey"}
