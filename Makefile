@@ -41,12 +41,13 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint models macros tests analyses
 
-bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit and publish speed (each prints its baseline)
+bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and API speed (each prints its baseline)
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
 	$(BIN)/python bench/activity_speed.py
 	$(BIN)/python bench/movielens_benchmark.py
 	$(BIN)/python bench/als_speed.py
 	$(BIN)/python bench/publish_speed.py
+	$(BIN)/python bench/api_speed.py  # needs wrk: apt-get install wrk
 
 sample: $(INSTALLED)  ## regenerate the committed sample export and the ISO 3166 reference seed
 	$(BIN)/python -m recommender sample

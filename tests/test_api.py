@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 import schemathesis
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from queries import cli, query
 
+from recommender import publish, train
 from recommender.api.app import create_app
 from recommender.api.database import Settings
 from recommender.embedded import free_port
@@ -162,6 +164,33 @@ def test_recommendations_are_the_current_runs_with_reasons(api: Api) -> None:
     assert [(r["content_id"], r["reason"], body["run_id"]) for r in body["items"]] == expected
     assert [r["rank"] for r in body["items"]] == [1, 2, 3, 4, 5]
     assert api.client.get("/users/987654321/recommendations", headers=api.headers("analyst")).status_code == 404
+
+
+def test_recommendations_follow_a_new_run_and_a_rollback(writable_api: Api) -> None:
+    """Answers are kept per run: a publish or a rollback shows at the next request, never a stale list."""
+    ((user_id,),) = query(writable_api.target, "select min(user_id) from marts.user_recommendations")
+    url, headers = f"/users/{user_id}/recommendations", writable_api.headers("analyst")
+
+    def answer() -> tuple[str, list[str]]:
+        body = writable_api.client.get(url, headers=headers).json()
+        return body["run_id"], [item["content_id"] for item in body["items"]]
+
+    def expected() -> tuple[str, list[str]]:
+        rows = query(
+            writable_api.target,
+            "select run_id, content_id from marts.user_recommendations where user_id = %s order by recommendation_rank",
+            (user_id,),
+        )
+        return rows[0][0], [content_id for _, content_id in rows]
+
+    first = answer()
+    assert answer() == first == expected()  # the second one is kept from the first
+    with closing(writable_api.target.connect()) as conn:
+        new_run = train.train(conn, "popularity").run_id
+    assert answer() == expected() and answer()[0] == new_run != first[0]
+    with closing(writable_api.target.connect()) as conn:
+        publish.rollback(conn)
+    assert answer() == first
 
 
 def test_model_runs_with_their_metrics(api: Api) -> None:

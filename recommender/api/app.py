@@ -21,6 +21,7 @@ from recommender.api.auth import public
 from recommender.api.database import Database, Reader, Settings
 from recommender.api.routers import keys as key_routes
 from recommender.api.routers import marts, people, reference, runs, sql, titles, users
+from recommender.api.run_cache import CURRENT_RUN
 from recommender.api.schemas import Health
 
 access_log = logging.getLogger("recommender.api.access")
@@ -109,9 +110,6 @@ def _prepare(settings: Settings) -> None:
         keys.ensure_schema(conn)
         activity.ensure_schema(conn)
         access.protect_sessions(conn)  # also on warehouses built before it existed
-
-
-CURRENT_RUN = "select run_id from predictions.model_runs where is_current"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -21,6 +21,7 @@ from psycopg2.extensions import connection
 from psycopg2.pool import ThreadedConnectionPool
 
 from recommender import access
+from recommender.api.run_cache import RunCache
 from recommender.warehouse import Target, target_from_env
 
 
@@ -39,6 +40,7 @@ class Settings:
     analyst_password: str = field(repr=False)
     sql_time_limit_ms: int = 1000  # as Datasette's sql_time_limit_ms
     sql_max_rows: int = 1000  # as Datasette's max_returned_rows
+    cache_entries: int = 20_000  # recommendations answers kept per worker (about 3 kB each)
     pool_size: int = 50  # a request waiting for a connection waits behind newer ones: size it for the concurrency
 
     @classmethod
@@ -48,6 +50,7 @@ class Settings:
             analyst_password=access.role_password("analyst", environ),
             sql_time_limit_ms=_int(environ, "NETFLIX_SQL_TIME_LIMIT_MS", 1000, 1, 600_000),
             sql_max_rows=_int(environ, "NETFLIX_SQL_MAX_ROWS", 1000, 1, 1_000_000),
+            cache_entries=_int(environ, "NETFLIX_API_CACHE_ENTRIES", 20_000, 0, 10_000_000),
             pool_size=_int(environ, "NETFLIX_API_POOL_SIZE", 50, 1, 1000),
         )
 
@@ -72,6 +75,8 @@ class Database:
         self.reader: asyncpg.Pool | None = None
         self.analyst: asyncpg.Pool | None = None
         self._writers: ThreadedConnectionPool | None = None
+        # GET /users/{id}/recommendations answers of the current run
+        self.recommendations = RunCache(settings.cache_entries)
 
     async def open(self, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
         """Start the pools; ``init`` prepares each new read connection (type codecs)."""

@@ -16,12 +16,13 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg2.extensions import connection
 
 from recommender import activity
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
+from recommender.api.run_cache import CURRENT_RUN
 from recommender.api.schemas import (
     Event,
     EventFields,
@@ -265,8 +266,14 @@ async def list_events(
     **needs("analyst", "data_scientist"),
 )
 async def get_recommendations(
-    db: Reader, user_id: UserIdPath, limit: Annotated[int, Query(ge=1, le=1000)] = 20
-) -> Recommendations:
+    db: Reader,
+    pools: Annotated[Database, Depends(database)],
+    user_id: UserIdPath,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> Response:
+    run_id = await db.fetchval(CURRENT_RUN)
+    if (answer := pools.recommendations.get(run_id, (user_id, limit))) is not None:
+        return Response(answer, media_type="application/json")
     rows = await db.fetch(
         """select recommendation_rank as rank, content_id, title, content_type, release_year, score, reason,
             run_id, model, published_at
@@ -276,12 +283,15 @@ async def get_recommendations(
     )
     if not rows:
         await _user_exists(db, user_id)  # a user of the current run has rows; a newer one gets them at the next run
-        return Recommendations(user_id=user_id, run_id=None, model=None, published_at=None, items=[])
-    first = rows[0]
-    return Recommendations(
+    first = rows[0] if rows else {"run_id": None, "model": None, "published_at": None}
+    body = Recommendations(
         user_id=user_id,
         run_id=first["run_id"],
         model=first["model"],
         published_at=first["published_at"],
         items=[Recommendation(**{k: r[k] for k in Recommendation.model_fields}) for r in rows],
     )
+    answer = body.model_dump_json().encode()
+    if run_id is not None and first["run_id"] in (run_id, None):  # read from the run current before it
+        pools.recommendations.put(run_id, (user_id, limit), answer)
+    return Response(answer, media_type="application/json")
