@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from recommender import pipeline
@@ -173,3 +176,23 @@ def writable_api(small_warehouse: pipeline.Summary) -> Iterator[Api]:
     """The API on the module's own warehouse, for tests that write."""
     with _api(small_warehouse.target) as found:
         yield found
+
+
+@contextmanager
+def serving(target: Target) -> Iterator[str]:
+    """The API on ``target`` served by uvicorn in a thread, on a free port; its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(Settings.from_env(target=target)), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

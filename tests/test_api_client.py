@@ -9,24 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 
 import pandas as pd
 import pytest
-import uvicorn
-from conftest import Api
+from conftest import Api, serving
 from queries import query
 
 from recommender import activity, train
 from recommender.__main__ import main
-from recommender.api.app import create_app
 from recommender.api.client import KEY_VARIABLE, ApiClient, ApiError, BatchRefusedError
-from recommender.api.database import Settings
 from recommender.api.routers.marts import MARTS, PARQUET
-from recommender.embedded import free_port
 from recommender.evaluate import title_features, warehouse_interactions
 from recommender.simulate import SimulationConfig, simulate_into
 from recommender.warehouse import PROJECT_ROOT, Target, read_table
@@ -219,26 +213,6 @@ def test_marts_are_parquet_for_data_scientists_only(writable_api: Api) -> None:
     assert forbidden.value.status == 403 and "data_scientist" in str(forbidden.value)
 
 
-@contextmanager
-def _serving(target: Target) -> Iterator[str]:
-    """The API on ``target`` served by uvicorn in a thread, on a free port; its URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Settings.from_env(target=target)), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 def test_simulate_and_train_with_api_over_http(
     writable_api: Api, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -246,7 +220,7 @@ def test_simulate_and_train_with_api_over_http(
     target, config = writable_api.target, CLI_COHORT
     for name, value in {**target.env(), KEY_VARIABLE: writable_api.keys["data_scientist"]}.items():
         monkeypatch.setenv(name, value)
-    with _serving(target) as url:
+    with serving(target) as url:
         simulate = ["simulate", "--api", url, "--users", str(config.users), "--days", str(config.days)]
         assert main([*simulate, "--seed", str(config.seed), "--first-user-id", str(config.first_user_id)]) == 0
         assert f"through {url}" in capsys.readouterr().out

@@ -714,15 +714,16 @@ def test_a_request_cannot_end_other_analysts_sessions(env: Env, function: str) -
         victim.autocommit = True
         pid = victim.get_backend_pid()
         with ThreadPoolExecutor(1) as pool, victim.cursor() as cur:
-            running = pool.submit(cur.execute, "select pg_sleep(1.5)")  # busy, so that a cancel would show
-            while not running.done() and not query(
-                env.target, f"select 1 from pg_stat_activity where pid = {pid} and state = 'active'"
-            ):
+            running = pool.submit(cur.execute, "select pg_sleep(60)")  # busy until the test ends it
+            while not query(env.target, f"select 1 from pg_stat_activity where pid = {pid} and state = 'active'"):
                 time.sleep(0.005)
             response = env.post(f"select {function}({pid})")
-            assert response.status_code < 500, response.text
-            running.result()  # raises if the victim's statement was cancelled or its connection ended
-            cur.execute("select 1")
+            assert response.status_code == 400 and _error(response)["sqlstate"] == "42501", response.text
+            assert query(env.target, f"select state from pg_stat_activity where pid = {pid}") == [("active",)]
+            query(env.target, f"select pg_cancel_backend({pid})")  # the owner (a superuser) ends the wait
+            with pytest.raises(psycopg2.errors.QueryCanceled):
+                running.result()
+            cur.execute("select 1")  # the victim's session is still there
             assert cur.fetchone() == (1,)
 
 

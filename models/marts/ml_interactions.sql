@@ -1,9 +1,10 @@
+-- the content_id index serves the API's similar titles (the viewers of one title)
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='user_id',
     on_schema_change='fail',
-    indexes=[{'columns': ['user_id', 'content_id'], 'unique': true}],
+    indexes=[{'columns': ['user_id', 'content_id'], 'unique': true}, {'columns': ['content_id']}],
 ) }}
 
 -- Implicit feedback per user and title, the recommenders' input:

@@ -95,6 +95,10 @@ def _missing_relation(request: Request, exc: asyncpg.UndefinedTableError) -> JSO
     )
 
 
+def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
+    return JSONResponse({"detail": f"the warehouse took too long to answer ({exc}); retry later"}, 503)
+
+
 def _database_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"the warehouse does not answer: {exc}"}, 503)
 
@@ -126,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            gc.unfreeze()
             await database.close()
 
     app = FastAPI(
@@ -135,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         exception_handlers={
             asyncpg.UndefinedTableError: _missing_relation,
+            asyncpg.QueryCanceledError: _too_slow,
             asyncpg.PostgresConnectionError: _database_down,
             ConnectionError: _database_down,
         },

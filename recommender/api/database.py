@@ -10,13 +10,14 @@ which works on psycopg2 connections, in FastAPI's thread pool.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from psycopg2.extensions import connection
 from psycopg2.pool import ThreadedConnectionPool
 
@@ -67,6 +68,11 @@ async def _discard_all(conn: asyncpg.Connection) -> None:
     await conn.execute("discard all")
 
 
+WRITERS = 4  # connections for writes (each a COPY of one batch)
+WRITER_WAIT_S = 30.0
+ANALYST_CONNECTIONS = 5
+
+
 class Database:
     """The pools of one API process; ``open`` in the app's lifespan, ``close`` at shutdown."""
 
@@ -75,6 +81,7 @@ class Database:
         self.reader: asyncpg.Pool | None = None
         self.analyst: asyncpg.Pool | None = None
         self._writers: ThreadedConnectionPool | None = None
+        self._writer_slots = threading.BoundedSemaphore(WRITERS)
         # GET /users/{id}/recommendations answers of the current run
         self.recommendations = RunCache(settings.cache_entries)
 
@@ -87,7 +94,8 @@ class Database:
             password=target.password or None,
             min_size=1,
             max_size=self.settings.pool_size,
-            server_settings={"application_name": "netflix_warehouse api"},
+            # no request of the API's own should take long; one that does is stopped (57014: a 503)
+            server_settings={"application_name": "netflix_warehouse api", "statement_timeout": "10s"},
             init=init,
             reset=_end_transaction,
             **common,
@@ -97,7 +105,7 @@ class Database:
             user="analyst",
             password=self.settings.analyst_password,
             min_size=0,
-            max_size=5,
+            max_size=ANALYST_CONNECTIONS,
             server_settings={"application_name": "netflix_warehouse api /sql"},
             statement_cache_size=0,  # an analyst's statement is prepared once, never kept
             reset=_discard_all,
@@ -105,7 +113,7 @@ class Database:
         )
         self._writers = ThreadedConnectionPool(
             0,
-            4,
+            WRITERS,
             host=target.host,
             port=target.port,
             user=target.user,
@@ -125,13 +133,21 @@ class Database:
     def writer(self) -> Iterator[connection]:
         """A psycopg2 connection of the owner, for ``recommender.activity``; broken ones are discarded."""
         assert self._writers is not None, "Database.open() first"
-        conn = self._writers.getconn()
+        # psycopg2's pool raises when all are taken: more writers wait here, then hear 503
+        if not self._writer_slots.acquire(timeout=WRITER_WAIT_S):
+            raise HTTPException(503, "all write connections are busy; retry shortly", headers={"Retry-After": "1"})
+        try:
+            conn = self._writers.getconn()
+        except BaseException:
+            self._writer_slots.release()
+            raise
         try:
             yield conn
         finally:
             if not conn.closed:
                 conn.rollback()
             self._writers.putconn(conn, close=bool(conn.closed))
+            self._writer_slots.release()
 
 
 async def database(request: Request) -> Database:  # async: no trip through the thread pool

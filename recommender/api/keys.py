@@ -19,11 +19,11 @@ from psycopg2.extensions import connection
 
 ROLES = ("analyst", "data_scientist", "admin")
 PREFIX = "nwk"
-KEY_ID = re.compile(r"[0-9a-f]{12}")  # secrets.token_hex(6)
+KEY_ID = re.compile(r"^[0-9a-f]{12}$")  # secrets.token_hex(6)
 
 DDL = f"""
+-- a new schema grants nothing to public: only the owner reads the hashes
 create schema if not exists api;
-revoke all on schema api from public;
 
 create table if not exists api.keys (
     key_id text primary key,

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
 from sqlmodel import SQLModel
 
 from recommender.activity import AGE_BANDS, DEVICES, PLANS
+from recommender.api.keys import ROLES
 
 Item = TypeVar("Item")
 AgeBand = Literal[AGE_BANDS]  # type: ignore[valid-type]
@@ -29,6 +30,15 @@ def _no_nul(value: Any) -> Any:
         raise ValueError("text may not contain NUL (\\u0000) characters: PostgreSQL cannot store them")
     return value
 
+
+def _plausible(moment: datetime) -> datetime:
+    if not 1900 <= moment.year <= 2100:
+        raise ValueError("must be between the years 1900 and 2100")
+    return moment
+
+
+# an instant with its UTC offset, in the years a viewing or a rating can have
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]
 
 # free text from clients, checked for what PostgreSQL refuses in text and jsonb
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -157,7 +167,7 @@ class EventFields(SQLModel):
         default=None, ge=0, le=2**63 - 1, description="derived from user, title and start when omitted"
     )
     content_id: ContentId
-    started_at: AwareDatetime
+    started_at: Instant
     seconds_watched: int = Field(ge=0, le=2**31 - 1)
     completion_ratio: float = Field(ge=0, le=1)
     rating: int | None = Field(default=None, ge=1, le=5)
@@ -175,7 +185,7 @@ class RatingIn(SQLModel):
 
     content_id: ContentId
     rating: int = Field(ge=1, le=5)
-    rated_at: AwareDatetime
+    rated_at: Instant
 
 
 class WriteResult(SQLModel):
@@ -275,7 +285,7 @@ class Health(SQLModel):
 class KeyCreate(SQLModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["analyst", "data_scientist", "admin"]
+    role: Literal[ROLES]  # type: ignore[valid-type]
     name: Text = Field(min_length=1, max_length=200)
 
 

@@ -29,6 +29,7 @@ from recommender.api.database import Database, database
 from recommender.api.schemas import SqlColumn, SqlQuery, SqlResult
 
 router = APIRouter(tags=["ad-hoc SQL"])
+ACQUIRE_TIMEOUT_S = 5.0  # a request waits this long for one of the analyst connections, then hears 503
 
 
 def _plain(value: Any) -> Any:
@@ -49,24 +50,39 @@ def _plain(value: Any) -> Any:
 
 
 async def _run(pool: asyncpg.Pool, statement: str, max_rows: int, time_limit_ms: int) -> tuple[list, list, bool]:
-    async with pool.acquire() as conn:
-        transaction = conn.transaction(readonly=True)
-        await transaction.start()
-        try:
-            await conn.execute(f"set local role analyst; set local statement_timeout = {int(time_limit_ms)}")
-            # past the server's own timeout by a second: a backstop that cancels the query
-            timeout = time_limit_ms / 1000 + 1
-            prepared = await conn.prepare(statement, timeout=timeout)
-            columns = [SqlColumn(name=a.name, type=a.type.name) for a in prepared.get_attributes()]
-            if columns:
-                rows = await (await prepared.cursor()).fetch(max_rows + 1, timeout=timeout)
-            else:
-                await prepared.fetch(timeout=timeout)
-                rows = []
-        finally:
-            # never commit; a statement that ended its own session leaves nothing to roll back, and its error stands
-            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
-                await transaction.rollback()
+    try:
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
+    except TimeoutError:
+        raise HTTPException(
+            503, "every analyst connection is busy; retry shortly", headers={"Retry-After": "1"}
+        ) from None
+    try:
+        return await _run_on(conn, statement, max_rows, time_limit_ms)
+    finally:
+        await pool.release(conn)
+
+
+async def _run_on(
+    conn: asyncpg.Connection, statement: str, max_rows: int, time_limit_ms: int
+) -> tuple[list, list, bool]:
+    """Columns, at most ``max_rows + 1`` rows, and whether there were more, in a rolled-back READ ONLY transaction."""
+    transaction = conn.transaction(readonly=True)
+    await transaction.start()
+    try:
+        await conn.execute(f"set local role analyst; set local statement_timeout = {int(time_limit_ms)}")
+        # past the server's own timeout by a second: a backstop that cancels the query
+        timeout = time_limit_ms / 1000 + 1
+        prepared = await conn.prepare(statement, timeout=timeout)
+        columns = [SqlColumn(name=a.name, type=a.type.name) for a in prepared.get_attributes()]
+        if columns:
+            rows = await (await prepared.cursor()).fetch(max_rows + 1, timeout=timeout)
+        else:
+            await prepared.fetch(timeout=timeout)
+            rows = []
+    finally:
+        # never commit; a statement that ended its own session leaves nothing to roll back, and its error stands
+        with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+            await transaction.rollback()
     return columns, rows, len(rows) > max_rows
 
 
@@ -93,6 +109,10 @@ async def run_sql(query: SqlQuery, db: Annotated[Database, Depends(database)]) -
         columns, rows, truncated = await _run(db.analyst, query.sql, settings.sql_max_rows, settings.sql_time_limit_ms)
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
         raise HTTPException(503, f"the API cannot log in as analyst ({exc}); run `make run` to set its login") from None
+    except (asyncpg.InsufficientResourcesError, asyncpg.OperatorInterventionError) as exc:  # classes 53, 57
+        if exc.sqlstate != "57014":  # a statement's own timeout is the caller's to fix
+            raise HTTPException(503, f"the database cannot serve this now: {exc}") from None
+        return JSONResponse({"detail": str(exc).strip(), "sqlstate": exc.sqlstate}, 400)
     except asyncpg.PostgresError as exc:
         return JSONResponse({"detail": str(exc).strip() or type(exc).__name__, "sqlstate": exc.sqlstate}, 400)
     except TimeoutError:

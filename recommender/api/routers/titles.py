@@ -160,7 +160,10 @@ async def similar_titles(
             group by interactions.content_id
         ),
         audience as (
-            select content_id, count(*) as viewers from marts.ml_interactions group by content_id
+            select content_id, count(*) as viewers
+            from marts.ml_interactions
+            where content_id in (select content_id from co_viewed)
+            group by content_id
         ),
         scored as (
             select co_viewed.content_id, co_viewed.co_viewers,

@@ -11,18 +11,21 @@ first answer, and refuses (409) a different request under the same key.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from psycopg2.extensions import connection
 
 from recommender import activity
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
-from recommender.api.run_cache import CURRENT_RUN
+from recommender.api.run_cache import VERSION
 from recommender.api.schemas import (
     Event,
     EventFields,
@@ -82,6 +85,25 @@ def _in_body(index: int | None, column: str) -> list[Any]:
     return ["path", "user_id"] if column == "user_id" else ["body", column]
 
 
+@contextmanager
+def _idempotency_lock(conn: connection, caller: Caller, idempotency_key: str | None) -> Iterator[None]:
+    """Requests under one Idempotency-Key, one at a time: the second finds the first's answer."""
+    if idempotency_key is None:
+        yield
+        return
+    lock = (f"{caller.key_id}:{idempotency_key}",)
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_lock(hashtextextended(%s, 0))", lock)
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", lock)
+            conn.rollback()
+
+
 def _write(
     db: Database,
     caller: Caller,
@@ -91,8 +113,8 @@ def _write(
     frame: pd.DataFrame,
     location: Callable[[Any, str], list[Any]],
 ) -> JSONResponse:
-    request_hash = hashlib.sha256(repr(request).encode()).digest()
-    with db.writer() as conn:
+    request_hash = hashlib.sha256(json.dumps(jsonable_encoder(request), sort_keys=True).encode()).digest()
+    with db.writer() as conn, _idempotency_lock(conn, caller, idempotency_key):
         if idempotency_key is not None:
             with conn.cursor() as cur:
                 cur.execute(
@@ -113,6 +135,7 @@ def _write(
         body = WriteResult(kind=result.kind, batch_id=result.batch_id, rows=result.rows, written=result.written)
         status = 201 if result.written else 200
         if idempotency_key is not None:
+            # after the batch's own commit: were this lost, a retry would find the batch written (200, not a copy)
             with conn, conn.cursor() as cur:
                 cur.execute(
                     "insert into api.idempotency (key_id, idempotency_key, request_hash, status_code, response)"
@@ -123,7 +146,8 @@ def _write(
 
 
 def _events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(events)
+    # one instant, one derived id: mixed UTC offsets would otherwise hash as different text
+    frame = pd.DataFrame(events).assign(started_at=lambda f: pd.to_datetime(f.started_at, utc=True))
     missing = frame["event_id"].isna()
     if missing.all():
         return frame.drop(columns="event_id")  # activity derives them
@@ -207,6 +231,15 @@ async def _user_exists(db: Reader, user_id: int) -> None:
         raise HTTPException(404, f"no user {user_id}")
 
 
+RECOMMENDATIONS = f"""
+with version as ({VERSION})
+select version.run_id as current_run_id, version.catalogue, recommendations.*
+from version left join lateral (
+    select recommendation_rank as rank, content_id, title, content_type, release_year, score, reason,
+        run_id, model, published_at
+    from marts.user_recommendations where user_id = $1 order by recommendation_rank limit $2
+) as recommendations on true"""
+
 EVENTS = """select events.event_id, events.content_id, catalogue.title, events.started_at, events.seconds_watched,
     events.completion_ratio, events.rating, events.device
 from app.viewing_events as events left join marts.catalogue using (content_id)
@@ -271,16 +304,12 @@ async def get_recommendations(
     user_id: UserIdPath,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> Response:
-    run_id = await db.fetchval(CURRENT_RUN)
-    if (answer := pools.recommendations.get(run_id, (user_id, limit))) is not None:
+    key = (user_id, limit)
+    if (answer := pools.recommendations.get(tuple(await db.fetchrow(VERSION)), key)) is not None:
         return Response(answer, media_type="application/json")
-    rows = await db.fetch(
-        """select recommendation_rank as rank, content_id, title, content_type, release_year, score, reason,
-            run_id, model, published_at
-        from marts.user_recommendations where user_id = $1 order by recommendation_rank limit $2""",
-        user_id,
-        limit,
-    )
+    # the version and the rows in one statement, so of one snapshot: the answer is filed under the run it shows
+    found = await db.fetch(RECOMMENDATIONS, user_id, limit)
+    version, rows = (found[0]["current_run_id"], found[0]["catalogue"]), [r for r in found if r["rank"] is not None]
     if not rows:
         await _user_exists(db, user_id)  # a user of the current run has rows; a newer one gets them at the next run
     first = rows[0] if rows else {"run_id": None, "model": None, "published_at": None}
@@ -292,6 +321,5 @@ async def get_recommendations(
         items=[Recommendation(**{k: r[k] for k in Recommendation.model_fields}) for r in rows],
     )
     answer = body.model_dump_json().encode()
-    if run_id is not None and first["run_id"] in (run_id, None):  # read from the run current before it
-        pools.recommendations.put(run_id, (user_id, limit), answer)
+    pools.recommendations.put(version, key, answer)
     return Response(answer, media_type="application/json")
