@@ -171,10 +171,16 @@ def api(sample_warehouse: pipeline.Summary) -> Iterator[Api]:
         yield found
 
 
-@pytest.fixture(scope="module")
-def writable_api(small_warehouse: pipeline.Summary) -> Iterator[Api]:
-    """The API on the module's own warehouse, for tests that write."""
-    with _api(small_warehouse.target) as found:
+@pytest.fixture(scope="session")
+def writable_api(server: Target) -> Iterator[Api]:
+    """The API on a warehouse of its own (300 users), shared by the tests that write through it.
+
+    Each test writes users of its own id range, so they do not see each other's rows.
+    """
+    with (
+        _built_warehouse(server, simulation=SimulationConfig(users=300, days=14)) as summary,
+        _api(summary.target) as found,
+    ):
         yield found
 
 

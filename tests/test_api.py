@@ -447,7 +447,7 @@ def test_schemathesis_finds_no_server_error(live_api: str, writable_api: Api) ->
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def call(case: schemathesis.Case) -> None:
             response = case.call(headers=headers)
