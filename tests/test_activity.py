@@ -182,7 +182,7 @@ def test_a_title_rated_again_keeps_both_ratings(conn: activity.connection) -> No
     activity.write_ratings(conn, again)
     back = activity.read_ratings(conn, user_id=860_001)
     assert len(back) == 2 and back.content_id.nunique() == 1 and back.rating_id.is_unique
-    assert back.sort_values("rated_at").rating.iloc[-1] == 1  # the latest rated_at counts
+    assert back.sort_values("rated_at").rating.tolist() == [rating.rating.iloc[0], 1]  # both kept, in time order
     # ids derived from the typed columns: the same rating at another time resolution is the same batch
     nanoseconds = rating.assign(rated_at=rating.rated_at.astype("datetime64[ns, UTC]"))
     assert activity.write_ratings(conn, nanoseconds).batch_id == first.batch_id

@@ -3,6 +3,8 @@ idempotency, who may call what, the OpenAPI document, and schemathesis finding n
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -400,6 +402,14 @@ def test_role_by_endpoint_matrix(
         payload = bodies[body](n) if body else None
         response = writable_api.client.request(method, url, json=payload, headers=callers[caller])
         assert response.status_code == expected, f"{caller}: {response.status_code} {response.text[:200]}"
+
+
+def test_sql_as_csv_writes_arrays_and_json_as_json_text(api: Api) -> None:
+    statement = """select array['a', 'b'] as tags, '{"k": 1}'::jsonb as doc, 1.5::numeric as n"""
+    response = api.client.post("/sql", json={"sql": statement, "format": "csv"}, headers=api.headers("analyst"))
+    header, row = csv.reader(io.StringIO(response.text))
+    assert header == ["tags", "doc", "n"] and response.headers["X-Truncated"] == "false"
+    assert [json.loads(value) for value in row] == [["a", "b"], {"k": 1}, 1.5]
 
 
 def test_an_anonymous_sql_request_never_reaches_the_database(api: Api) -> None:

@@ -218,7 +218,9 @@ class UserDetail(SQLModel):
     sessions: int
     titles_watched: int
     hours_watched: float
-    ratings_given: int
+    ratings_given: int = Field(
+        description="ratings given while viewing plus explicit ratings (app.ratings), re-ratings included"
+    )
     last_session_at: datetime | None
     recent_events: list[Event]
 

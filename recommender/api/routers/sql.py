@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import time
 from decimal import Decimal
@@ -124,7 +125,8 @@ async def run_sql(query: SqlQuery, db: Annotated[Database, Depends(database)]) -
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow([column.name for column in columns])
-        writer.writerows(rows)
+        # arrays and json as JSON text, as a spreadsheet or pandas.read_csv can take them back
+        writer.writerows([[json.dumps(v) if isinstance(v, list | dict) else v for v in row] for row in rows])
         return Response(text.getvalue(), media_type="text/csv", headers={"X-Truncated": str(truncated).lower()})
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     result = SqlResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated, elapsed_ms=elapsed)
