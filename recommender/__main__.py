@@ -132,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     with closing(_warehouse().connect()) as conn:
+        keys.ensure_schema(conn)  # a warehouse the API never served has no schema api yet
         if args.action == "create":
             key = keys.create_key(conn, args.role, args.name)
             print(f"{args.role} key {keys.parse_key_id(key)} for {args.name} (shown once, keep it secret):")

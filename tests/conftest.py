@@ -159,6 +159,7 @@ class Api:
 @contextmanager
 def _api(target: Target) -> Iterator[Api]:
     with closing(target.connect()) as conn:
+        keys.ensure_schema(conn)
         issued = {role: keys.create_key(conn, role, f"pytest {role}") for role in keys.ROLES}
     with TestClient(create_app(Settings.from_env(target=target))) as client:
         yield Api(client, issued, target)

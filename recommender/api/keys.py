@@ -61,6 +61,7 @@ class KeyInfo:
 
 
 def ensure_schema(conn: connection) -> None:
+    """Create schema ``api`` and its tables if missing: the API does at start, the ``keys`` command before its work."""
     with conn, conn.cursor() as cur:
         cur.execute(DDL)
 
@@ -86,7 +87,6 @@ def create_key(conn: connection, role: str, name: str) -> str:
         raise ValueError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
     key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    ensure_schema(conn)
     with conn, conn.cursor() as cur:
         cur.execute(
             "insert into api.keys (key_id, name, role, key_hash) values (%s, %s, %s, %s)",
@@ -97,7 +97,6 @@ def create_key(conn: connection, role: str, name: str) -> str:
 
 def revoke_key(conn: connection, key_id: str) -> None:
     """Revoke a key at once; its id stays listed, with the time it was revoked."""
-    ensure_schema(conn)
     with conn, conn.cursor() as cur:
         cur.execute(
             "update api.keys set revoked_at = coalesce(revoked_at, now()) where key_id = %s returning key_id",
@@ -108,7 +107,6 @@ def revoke_key(conn: connection, key_id: str) -> None:
 
 
 def list_keys(conn: connection) -> list[KeyInfo]:
-    ensure_schema(conn)
     with conn, conn.cursor() as cur:
         cur.execute("select key_id, name, role, created_at, revoked_at from api.keys order by created_at, key_id")
         return [KeyInfo(*row) for row in cur.fetchall()]

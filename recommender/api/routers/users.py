@@ -54,6 +54,8 @@ WRITE_RESPONSES = {
     422: {"description": "an item is invalid; `loc` names it (body, index, field) and nothing was written"},
 }
 Writer = Annotated[Caller, Depends(require("data_scientist"))]
+# what every write route declares: 201 with a WriteResult, data_scientist (or admin), its other answers
+WRITE_ROUTE = {"status_code": 201, "response_model": WriteResult, **needs("data_scientist", responses=WRITE_RESPONSES)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -158,10 +160,8 @@ def _events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
 
 @router.post(
     "/users",
-    status_code=201,
-    response_model=WriteResult,
     summary="Create users (one request is one batch: all written or none)",
-    **needs("data_scientist", responses=WRITE_RESPONSES),
+    **WRITE_ROUTE,
 )
 def create_users(
     db: Annotated[Database, Depends(database)],
@@ -175,10 +175,8 @@ def create_users(
 
 @router.post(
     "/events",
-    status_code=201,
-    response_model=WriteResult,
     summary="Add viewing events of any users (one request is one batch)",
-    **needs("data_scientist", responses=WRITE_RESPONSES),
+    **WRITE_ROUTE,
 )
 def add_events(
     db: Annotated[Database, Depends(database)],
@@ -192,10 +190,8 @@ def add_events(
 
 @router.post(
     "/users/{user_id}/events",
-    status_code=201,
-    response_model=WriteResult,
     summary="Add one viewing event of a user",
-    **needs("data_scientist", responses=WRITE_RESPONSES),
+    **WRITE_ROUTE,
 )
 def add_event(
     db: Annotated[Database, Depends(database)],
@@ -210,10 +206,8 @@ def add_event(
 
 @router.post(
     "/users/{user_id}/ratings",
-    status_code=201,
-    response_model=WriteResult,
     summary="Add a user's rating of a title (1 to 5 stars; the latest counts)",
-    **needs("data_scientist", responses=WRITE_RESPONSES),
+    **WRITE_ROUTE,
 )
 def add_rating(
     db: Annotated[Database, Depends(database)],
