@@ -13,6 +13,8 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --editable '.[dev]'
 	# plain `dbt ...` after `source .venv/bin/activate` finds the project's profile
 	grep -q DBT_PROFILES_DIR $(BIN)/activate || echo 'export DBT_PROFILES_DIR="$(CURDIR)/profiles"' >> $(BIN)/activate
+	# plain dbt reads .exports/live, the export of the live warehouse; the sample until the first refresh
+	mkdir -p .exports && { test -e .exports/live || ln -sfn ../seeds/netflix .exports/live; }
 	touch $@
 
 run: $(INSTALLED)  ## load the raw export (RAW_DATA_DIR=folder, or the sample), dbt build, summary

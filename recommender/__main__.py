@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from contextlib import closing
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 import psycopg2
 
-from recommender import activity, exports, pipeline, publish, train
+from recommender import activity, exports, generations, pipeline, publish, train
 from recommender.api import keys
 from recommender.api.client import ApiClient, ApiError
 from recommender.countries import REFERENCE_SEED, write_reference
@@ -40,9 +42,28 @@ def _warehouse() -> Target:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = pipeline.run(_warehouse(), args.raw_data_dir)
+    summary = pipeline.run(_warehouse(), args.raw_data_dir, max_shrink=args.max_shrink, allow_shrink=args.allow_shrink)
     print(summary.render())
     return 0
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    with closing(_warehouse().connect()) as conn:
+        if args.action == "rollback":
+            restored = generations.rollback(conn)
+            generations.link_live_export(conn, generations.EXPORTS_DIR)
+            print(f"live generation: {restored.id} ({restored.export}), recommendations run {restored.run_id}")
+            return 0
+        for label, generation in (("live", generations.live(conn)), ("previous", generations.previous(conn))):
+            print(f"{label}: {json.dumps(asdict(generation), indent=2) if generation else 'none'}")
+    return 0
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
 
 
 def _api_client(args: argparse.Namespace) -> ApiClient | None:
@@ -251,7 +272,22 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="check the raw export, dbt build, print a summary")
     run.add_argument("--raw-data-dir", type=Path, help="folder of a catalogue export (default: the committed sample)")
+    run.add_argument(
+        "--max-shrink",
+        type=_share,
+        default=0.1,
+        help="refuse a refresh of the same export in which a table loses more than this share of its rows (0.1)",
+    )
+    run.add_argument("--allow-shrink", action="store_true", help="accept a deliberate shrink (never an empty table)")
     run.set_defaults(func=cmd_run)
+
+    warehouse = commands.add_parser("warehouse", help="the live and previous generations of the warehouse")
+    warehouse.add_argument(
+        "action",
+        choices=["status", "rollback"],
+        help="status: what each was built from; rollback: make the previous one live again, with its recommendations",
+    )
+    warehouse.set_defaults(func=cmd_warehouse)
 
     sim = commands.add_parser("simulate", help="simulate users and viewing, write them to app.*")
     sim.add_argument("--users", type=int, default=SimulationConfig.users)
@@ -340,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         exports.ExportError,
         pipeline.PipelineError,
+        generations.GenerationError,
         activity.BatchError,
         train.TrainError,
         publish.PublishError,

@@ -188,6 +188,23 @@ class BatchError(ValueError):
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a batch is checked and written: the tables its references must be in, the schema it goes to.
+
+    ``LIVE`` is the warehouse people read. A refresh writes its simulated cohort elsewhere,
+    checked against the catalogue of the generation it builds (``recommender.generations``).
+    """
+
+    titles: str = "core.titles"
+    countries: str = "core.countries"
+    users: str = "app.users"
+    schema: str = "app"
+
+
+LIVE = Place()
+
+
+@dataclass(frozen=True)
 class WriteResult:
     kind: str
     batch_id: str
@@ -258,7 +275,7 @@ def _unknown_references(conn: connection, frame: pd.DataFrame, column: str, tabl
 
 
 def _unknown_activity_references(
-    conn: connection, model: type[pa.DataFrameModel], frame: pd.DataFrame
+    conn: connection, model: type[pa.DataFrameModel], frame: pd.DataFrame, place: Place
 ) -> list[pd.DataFrame]:
     """Rows of an activity batch (events, ratings) whose title is not in core.titles or user not in app.users.
 
@@ -268,7 +285,7 @@ def _unknown_activity_references(
     """
     columns = model.to_schema().columns
     found = []
-    for column, table in (("content_id", "core.titles"), ("user_id", "app.users")):
+    for column, table in (("content_id", place.titles), ("user_id", place.users)):
         if column not in frame.columns:
             continue
         try:
@@ -302,13 +319,15 @@ class PreparedBatch:
         return _batch_id(self.kind, self.table)
 
 
-def is_written(conn: connection, batch_id: str) -> bool:
+def is_written(conn: connection, batch_id: str, place: Place = LIVE) -> bool:
     with conn.cursor() as cur:
-        cur.execute("select 1 from app.batches where batch_id = %s", (batch_id,))
+        cur.execute(
+            sql.SQL("select 1 from {}.batches where batch_id = %s").format(sql.Identifier(place.schema)), (batch_id,)
+        )
         return cur.fetchone() is not None
 
 
-def write_prepared(conn: connection, batch: PreparedBatch) -> WriteResult:
+def write_prepared(conn: connection, batch: PreparedBatch, place: Place = LIVE) -> WriteResult:
     """Register the batch and COPY it, in one transaction; a batch already registered is skipped."""
     batch_id, rows = batch.batch_id, batch.table.num_rows
     table = batch.table.append_column("batch_id", pyarrow_lib.array([batch_id] * rows, pyarrow_lib.string()))
@@ -318,13 +337,17 @@ def write_prepared(conn: connection, batch: PreparedBatch) -> WriteResult:
     columns = sql.SQL(", ").join(map(sql.Identifier, table.column_names))
     with conn, conn.cursor() as cur:
         cur.execute(
-            "insert into app.batches (batch_id, kind, row_count) values (%s, %s, %s)"
-            " on conflict (batch_id) do nothing returning batch_id",
+            sql.SQL(
+                "insert into {}.batches (batch_id, kind, row_count) values (%s, %s, %s)"
+                " on conflict (batch_id) do nothing returning batch_id"
+            ).format(sql.Identifier(place.schema)),
             (batch_id, batch.kind, rows),
         )
         if cur.fetchone() is None:
             return WriteResult(batch.kind, batch_id, rows, written=False)
-        copy = sql.SQL("copy app.{} ({}) from stdin with (format csv)").format(sql.Identifier(batch.kind), columns)
+        copy = sql.SQL("copy {}.{} ({}) from stdin with (format csv)").format(
+            sql.Identifier(place.schema), sql.Identifier(batch.kind), columns
+        )
         try:
             cur.copy_expert(copy.as_string(conn), buffer)
         except errors.UniqueViolation as exc:
@@ -338,13 +361,13 @@ def write_users(conn: connection, users: pd.DataFrame) -> WriteResult:
     return write_prepared(conn, prepare_users(conn, users))
 
 
-def prepare_users(conn: connection, users: pd.DataFrame) -> PreparedBatch:
+def prepare_users(conn: connection, users: pd.DataFrame, place: Place = LIVE) -> PreparedBatch:
     """Validate a batch of users against the schema and the warehouse; raise BatchError if invalid."""
     frame = users.reset_index(drop=True)
     if "attributes" not in frame.columns:
         frame = frame.assign(attributes=None)
     frame, problems = _validate(UserBatch, frame)
-    _refuse_if_any("users", [problems, _unknown_references(conn, frame, "country_code", "core.countries")])
+    _refuse_if_any("users", [problems, _unknown_references(conn, frame, "country_code", place.countries)])
     attributes = [json.dumps(value if value is not None else {}, sort_keys=True) for value in frame.attributes]
     table = pyarrow_lib.Table.from_pandas(frame[USER_COLUMNS].assign(attributes=attributes), preserve_index=False)
     table = table.set_column(
@@ -381,13 +404,13 @@ def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
     return write_prepared(conn, prepare_events(conn, events))
 
 
-def prepare_events(conn: connection, events: pd.DataFrame) -> PreparedBatch:
+def prepare_events(conn: connection, events: pd.DataFrame, place: Place = LIVE) -> PreparedBatch:
     """Validate a batch of events against the schema and the warehouse; raise BatchError if invalid."""
     frame = events.reset_index(drop=True)
     if "event_id" not in frame.columns:
         frame = frame.assign(event_id=derive_event_ids(frame))
     frame, problems = _validate(EventBatch, frame)
-    _refuse_if_any("viewing_events", [problems, *_unknown_activity_references(conn, EventBatch, frame)])
+    _refuse_if_any("viewing_events", [problems, *_unknown_activity_references(conn, EventBatch, frame, place)])
     return PreparedBatch("viewing_events", pyarrow_lib.Table.from_pandas(frame[EVENT_COLUMNS], preserve_index=False))
 
 
@@ -410,7 +433,7 @@ def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
         frame, problems = _validate(RatingBatch.to_schema().remove_columns(["rating_id"]), frame)
         if not len(problems):
             frame, problems = _validate(RatingBatch, frame.assign(rating_id=derive_rating_ids(frame)))
-    _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame)])
+    _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame, LIVE)])
     return PreparedBatch("ratings", pyarrow_lib.Table.from_pandas(frame[RATING_COLUMNS], preserve_index=False))
 
 

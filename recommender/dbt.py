@@ -12,28 +12,43 @@ from pathlib import Path
 from recommender.warehouse import PROJECT_ROOT, Target
 
 PROFILES_DIR = PROJECT_ROOT / "profiles"
+SAMPLE_SEEDS = PROJECT_ROOT / "seeds" / "netflix"
+# dbt's default seed path (dbt_project.yml): the export copy the live generation was built from
+LIVE_EXPORT = PROJECT_ROOT / ".exports" / "live"
 
 
 def dbt_env(
-    target: Target, raw_dir: Path | None = None, target_path: Path | None = None, project_dir: Path = PROJECT_ROOT
+    target: Target,
+    raw_dir: Path | None = None,
+    target_path: Path | None = None,
+    project_dir: Path = PROJECT_ROOT,
+    schema_suffix: str = "",
+    app_schema: str = "app",
 ) -> dict[str, str]:
     """The environment a dbt child process needs: libpq variables, profiles, raw-export folder.
 
     ``raw_dir`` must lie inside ``project_dir``: dbt writes each seed's compiled SQL
     to ``<target>/run/<project>/<seed path>``, and for an absolute seed path that
-    is the CSV file itself.
+    is the CSV file itself. Without it dbt reads the live export copy, or the sample
+    before any build. ``schema_suffix`` builds every dbt schema under that suffix
+    (a refresh's next generation); ``app_schema`` is where dbt reads app's tables.
     """
+    if raw_dir is None and not os.environ.get("NETFLIX_RAW_DIR"):
+        raw_dir = LIVE_EXPORT if LIVE_EXPORT.exists() else SAMPLE_SEEDS
     env = {
         **os.environ,
         **target.env(),
         "DBT_PROFILES_DIR": str(PROFILES_DIR),
         # agate warns for every declared optional column (`index`) a file does not have
         "PYTHONWARNINGS": "ignore::RuntimeWarning:agate.type_tester",
+        "NETFLIX_SCHEMA_SUFFIX": schema_suffix,
+        "NETFLIX_APP_SCHEMA": app_schema,
     }
     if raw_dir is not None:
-        if not raw_dir.resolve().is_relative_to(project_dir.resolve()):
+        if not raw_dir.absolute().is_relative_to(project_dir.absolute()):
             raise ValueError(f"the raw export folder {raw_dir} must be inside the dbt project {project_dir}")
-        env["NETFLIX_RAW_DIR"] = str(raw_dir.resolve().relative_to(project_dir.resolve()))
+        # the link itself, not where it points: dbt must read whatever it points at when it runs
+        env["NETFLIX_RAW_DIR"] = str(raw_dir.absolute().relative_to(project_dir.absolute()))
     if target_path is not None:
         env["DBT_TARGET_PATH"] = str(target_path)
         env["DBT_LOG_PATH"] = str(target_path / "logs")
@@ -47,13 +62,15 @@ def run_dbt(
     raw_dir: Path | None = None,
     target_path: Path | None = None,
     capture: bool = False,
+    schema_suffix: str = "",
+    app_schema: str = "app",
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``dbt <args>`` in the project; the caller checks ``returncode``."""
+    """Run ``dbt <args>`` in the project; the caller checks ``returncode``. See ``dbt_env`` for the options."""
     executable = Path(sys.executable).with_name("dbt")
     return subprocess.run(
         [str(executable), *args],
         cwd=PROJECT_ROOT,
-        env=dbt_env(target, raw_dir, target_path),
+        env=dbt_env(target, raw_dir, target_path, schema_suffix=schema_suffix, app_schema=app_schema),
         text=True,
         capture_output=capture,
         check=False,
@@ -62,5 +79,28 @@ def run_dbt(
 
 def result_counts(target_path: Path = PROJECT_ROOT / "target") -> Counter[tuple[str, str]]:
     """(resource type, status) counts of the last dbt invocation, from run_results.json."""
-    results = json.loads((target_path / "run_results.json").read_text())["results"]
-    return Counter((r["unique_id"].split(".", 1)[0], r["status"]) for r in results)
+    return Counter(results(target_path).values())
+
+
+def results(target_path: Path = PROJECT_ROOT / "target") -> dict[str, tuple[str, str]]:
+    """unique_id -> (resource type, status) of each node of the last dbt invocation, from run_results.json."""
+    found = json.loads((target_path / "run_results.json").read_text())["results"]
+    return {r["unique_id"]: (r["unique_id"].split(".", 1)[0], r["status"]) for r in found}
+
+
+def failures(target_path: Path = PROJECT_ROOT / "target") -> list[str]:
+    """One line per node of the last dbt invocation that failed or errored: its name, status and message."""
+    path = target_path / "run_results.json"
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text())["results"]
+    lines = []
+    for result in results:
+        if result["status"] in ("fail", "error", "runtime error"):
+            message = " ".join((result.get("message") or "").split())
+            if len(message) > 300:
+                message = message[:300] + "..."
+            lines.append(
+                f"dbt {result['unique_id'].split('.', 1)[0]} {result['unique_id'].rsplit('.', 1)[-1]}: {message}"
+            )
+    return lines

@@ -82,10 +82,16 @@ create table if not exists predictions.model_runs (
     user_count integer,
     row_count bigint,
     error text,
+    backend_pid integer,  -- the session that registered the run: a run whose session ended while
+    backend_start timestamptz,  -- running is recognised as orphaned (see reap_orphans)
     started_at timestamptz not null default now(),
     finished_at timestamptz,
     published_at timestamptz
 );
+
+-- warehouses created before runs recorded their session
+alter table predictions.model_runs add column if not exists backend_pid integer,
+    add column if not exists backend_start timestamptz;
 
 -- at most one current run
 create unique index if not exists model_runs_one_current on predictions.model_runs (is_current) where is_current;
@@ -116,6 +122,7 @@ $$;
 """
 
 OBJECTS = ("model_runs", "model_runs_one_current", "recommendations", "current_recommendations")
+ORPHANED = "the process publishing it ended while it was running (its database session {pid} is gone)"
 
 
 class PublishError(ValueError):
@@ -161,7 +168,12 @@ def ensure_schema(conn: connection) -> None:
             "select count(*) from unnest(%s::text[]) as name where to_regclass('predictions.' || name) is not null",
             (list(OBJECTS),),
         )
-        if cur.fetchone()[0] < len(OBJECTS):
+        present = cur.fetchone()[0]
+        cur.execute(
+            "select count(*) from information_schema.columns"
+            " where table_schema = 'predictions' and table_name = 'model_runs' and column_name = 'backend_start'"
+        )
+        if present < len(OBJECTS) or not cur.fetchone()[0]:
             cur.execute(DDL)
 
 
@@ -196,16 +208,39 @@ def start_run(conn: connection, model: str, parameters: dict[str, Any], data_sna
     """Register a new run of ``model`` as 'running' (committed) and return its run_id.
 
     ``parameters`` (the model's) and ``data_snapshot`` (what it trained on) are stored as JSON.
+    The run records this connection's session: should it end while the run is running
+    (the process was killed), ``reap_orphans`` marks the run failed.
     """
     ensure_schema(conn)
     run_id = new_run_id()
     with conn, conn.cursor() as cur:
         cur.execute(
-            "insert into predictions.model_runs (run_id, model, parameters, data_snapshot, status)"
-            " values (%s, %s, %s, %s, 'running')",
+            "insert into predictions.model_runs"
+            " (run_id, model, parameters, data_snapshot, status, backend_pid, backend_start)"
+            " select %s, %s, %s, %s, 'running', pid, backend_start from pg_stat_activity where pid = pg_backend_pid()",
             (run_id, model, _json(parameters), _json(data_snapshot)),
         )
     return run_id
+
+
+def reap_orphans(conn: connection) -> list[str]:
+    """Mark 'failed' every running run whose registering session has ended; the runs marked.
+
+    A process killed while it trained or published leaves its run 'running'; its database
+    session ends with it. The session is matched by pid and start time, so a new session
+    that reuses the pid is not taken for it. Their partitions go at the next prune.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "update predictions.model_runs as runs"
+            " set status = 'failed', finished_at = now(), error = replace(%s, '{pid}', runs.backend_pid::text)"
+            " where runs.status = 'running' and runs.backend_pid is not null and not exists ("
+            "   select from pg_stat_activity as sessions"
+            "   where sessions.pid = runs.backend_pid and sessions.backend_start = runs.backend_start"
+            " ) returning run_id",
+            (ORPHANED,),
+        )
+        return sorted(run_id for (run_id,) in cur.fetchall())
 
 
 def current_run(conn: connection) -> str | None:
@@ -503,23 +538,33 @@ def _sessions(cur: cursor, pids: list[int]) -> str:
     return "; ".join(f"pid {pid} ({user}, {state}): {query!r}" for pid, user, state, query in cur.fetchall())
 
 
-def _switch(conn: connection, run_id: str, rows: int, users: int, metrics: str, timings: str) -> str | None:
-    """Make ``run_id`` the current run, in one transaction (committed); returns the run current before.
+def _record(cur: cursor, run_id: str, rows: int, users: int, metrics: str, timings: str) -> None:
+    """Store what a running run published (``metrics`` and ``timings`` are JSON text)."""
+    cur.execute(
+        "update predictions.model_runs set row_count = %s, user_count = %s, metrics = %s, timings = %s"
+        " where run_id = %s and status = 'running' returning run_id",
+        (rows, users, metrics, timings, run_id),
+    )
+    if cur.fetchone() is None:
+        raise PublishError(f"run {run_id} stopped running while it was published ({_status(cur, run_id)})")
 
-    ``metrics`` and ``timings`` are JSON text.
+
+def make_current(cur: cursor, run_id: str) -> str | None:
+    """Make the running run ``run_id`` published and current in the caller's transaction; the run current before.
+
+    Its rows must be attached (``publish(..., make_current=False)`` stages a run so), and the
+    caller commits: a warehouse refresh switches its generation and its run in one transaction.
     """
-    with conn, conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (SWITCH_LOCK,))
-        cur.execute("update predictions.model_runs set is_current = false where is_current returning run_id")
-        previous = cur.fetchone()
-        cur.execute(
-            "update predictions.model_runs set status = 'published', is_current = true, row_count = %s,"
-            " user_count = %s, metrics = %s, timings = %s, published_at = now(), finished_at = now(), error = null"
-            " where run_id = %s and status = 'running' returning run_id",
-            (rows, users, metrics, timings, run_id),
-        )
-        if cur.fetchone() is None:
-            raise PublishError(f"run {run_id} stopped running while it was published ({_status(cur, run_id)})")
+    cur.execute("select pg_advisory_xact_lock(%s)", (SWITCH_LOCK,))
+    cur.execute("update predictions.model_runs set is_current = false where is_current returning run_id")
+    previous = cur.fetchone()
+    cur.execute(
+        "update predictions.model_runs set status = 'published', is_current = true, published_at = now(),"
+        " finished_at = now(), error = null where run_id = %s and status = 'running' returning run_id",
+        (run_id,),
+    )
+    if cur.fetchone() is None:
+        raise PublishError(f"run {run_id} stopped running while it was published ({_status(cur, run_id)})")
     return previous[0] if previous else None
 
 
@@ -532,6 +577,7 @@ def publish(
     timings: dict[str, Any],
     keep: int = 5,
     reader_wait_s: float = 300.0,
+    current: bool = True,
 ) -> PublishResult:
     """Publish a running run's recommendations and make them current, atomically for every reader.
 
@@ -541,6 +587,10 @@ def publish(
     of the newest ``keep`` published or rolled-back runs are kept (the current one always),
     older ones dropped. ``reader_wait_s``: how long to wait for transactions that were reading
     predictions.recommendations before the new rows were attached (see the module docstring).
+
+    With ``current=False`` the run is staged: its rows are attached and recorded, it stays
+    'running' and nothing is pruned; ``make_current`` later makes it current in the caller's
+    transaction (a failure before that is the caller's to mark with ``fail_run``).
 
     Any failure marks the run 'failed' with its error and re-raises; the previous run stays
     current with its rows untouched. Bad recommendations raise PublishError naming the
@@ -570,7 +620,9 @@ def publish(
         _wait_for_older_readers(conn, reader_wait_s)
         steps["wait_for_readers"] = time.perf_counter() - waited
         switched = time.perf_counter()
-        previous = _switch(conn, run_id, table.num_rows, users, run_metrics, run_timings)
+        with conn, conn.cursor() as cur:
+            _record(cur, run_id, table.num_rows, users, run_metrics, run_timings)
+            previous = make_current(cur, run_id) if current else None
         steps["switch"] = time.perf_counter() - switched
     except BaseException as exc:
         if conn.closed:
@@ -584,6 +636,8 @@ def publish(
             exc.add_note(f"its partition {partition_name(run_id)} stays until the next publish prunes it")
         raise
     seconds = time.perf_counter() - started
+    if not current:
+        return PublishResult(run_id, table.num_rows, users, None, seconds, steps)
     pruning = time.perf_counter()
     pruned: list[str] = []
     prune_error = None
@@ -669,11 +723,13 @@ def _drop_tables(conn: connection, names: list[str], lock_timeout: str = "5s") -
 def prune(conn: connection, keep: int = 5, lock_timeout: str = "5s") -> list[str]:
     """Drop the partitions of all but the newest ``keep`` published or rolled-back runs; the runs dropped.
 
-    The current run and running runs (being published) always keep theirs; failed runs
+    Running runs whose session has ended are marked failed first (``reap_orphans``). The
+    current run and running runs (being published) always keep theirs; failed runs
     and tables of no known run lose theirs. ``lock_timeout`` bounds each wait for readers.
     """
     if keep < 1:
         raise PublishError(f"keep must be at least 1 (the current run), not {keep}")
+    reap_orphans(conn)
     with conn, conn.cursor() as cur:
         cur.execute(
             "select run_id from predictions.model_runs where status = 'running' or is_current"
@@ -694,6 +750,26 @@ def prune(conn: connection, keep: int = 5, lock_timeout: str = "5s") -> list[str
         tables = sorted(set(partitions) | {name for (name,) in cur.fetchall()})
     victims = [name for name in tables if name not in kept]
     return [runs.get(name, name) for name in _drop_tables(conn, victims, lock_timeout)]
+
+
+def restore(cur: cursor, run_id: str) -> None:
+    """Make the earlier run ``run_id`` current again in the caller's transaction (a generation's rollback).
+
+    The current run becomes 'rolled_back'. PublishError if ``run_id`` was never published
+    or its recommendations were pruned.
+    """
+    cur.execute("select pg_advisory_xact_lock(%s)", (SWITCH_LOCK,))
+    status = _status(cur, run_id)
+    if status not in ("published", "rolled_back") or _partitions(cur).get(partition_name(run_id)) is not False:
+        raise PublishError(f"run {run_id} ({status or 'unknown'}) no longer has its recommendations to return to")
+    cur.execute(
+        "update predictions.model_runs set is_current = false, status = 'rolled_back'"
+        " where is_current and run_id <> %s",
+        (run_id,),
+    )
+    cur.execute(
+        "update predictions.model_runs set is_current = true, status = 'published' where run_id = %s", (run_id,)
+    )
 
 
 def rollback(conn: connection) -> str:

@@ -152,9 +152,15 @@ class QualityError(RuntimeError):
 
 
 def validate(
-    target: Target, work_dir: Path, selected: dict[tuple[str, str], list[gxe.Expectation]] | None = None
+    target: Target,
+    work_dir: Path,
+    selected: dict[tuple[str, str], list[gxe.Expectation]] | None = None,
+    schema_suffix: str = "",
 ) -> QualityReport:
-    """Run the suites against ``target``; raise QualityError listing every failure."""
+    """Run the suites against ``target``; raise QualityError listing every failure.
+
+    ``schema_suffix`` checks the generation a refresh builds (``raw__next`` for ``raw``, ...).
+    """
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GX warns about its own deprecations and pandas
@@ -166,7 +172,7 @@ def validate(
         definitions = []
         for (schema, table), expectations in (selected or suites()).items():
             name = f"{schema}.{table}"
-            asset = datasource.add_table_asset(name=name, table_name=table, schema_name=schema)
+            asset = datasource.add_table_asset(name=name, table_name=table, schema_name=schema + schema_suffix)
             suite = context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
             batch = asset.add_batch_definition_whole_table("whole table")
             definition = gx.ValidationDefinition(name=name, data=batch, suite=suite)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from psycopg2 import sql
 from psycopg2.extensions import connection
 
 from recommender import publish
@@ -70,15 +71,24 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     timings[step] = round(time.perf_counter() - started, 3)
 
 
-def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20, read: ReadTable | None = None) -> TrainResult:
+def train(
+    conn: connection,
+    model: str = DEFAULT_MODEL,
+    *,
+    k: int = 20,
+    read: ReadTable | None = None,
+    schema_suffix: str = "",
+) -> TrainResult:
     """Fit ``model`` (a name in ``recommender.models.MODELS``) on the warehouse, evaluate it, publish top ``k``.
 
     ``read`` reads the inputs (e.g. ``ApiClient.read_table``, through the HTTP API); by
     default they are read with ``conn``. ``conn``, the owner's, publishes in any case.
+    With ``schema_suffix`` (a refresh's ``__next``) it trains on the generation being built
+    and stages the run: published but not current, for the refresh's switch to make current.
     """
     timings: dict[str, float] = {}
     with _timed(timings, "read"):
-        reader = table_reader(conn) if read is None else read
+        reader = _in_generation(table_reader(conn) if read is None else read, schema_suffix)
         interactions = warehouse_interactions(reader)
         if interactions.empty:
             raise TrainError("marts.ml_interactions is empty: simulate activity first (python -m recommender simulate)")
@@ -86,7 +96,7 @@ def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20, read: Re
         users = reader("core.users", ["user_id"])["user_id"]
         titles = reader("marts.catalogue", ["content_id", "title"]).set_index("content_id")["title"]
         genre_names = reader("core.genres", None).set_index("genre_id")["genre_name"]
-        snapshot = _snapshot(interactions, users, features, _latest_written(conn, read))
+        snapshot = _snapshot(interactions, users, features, _latest_written(conn, read, schema_suffix))
     factories, _ = model_factories([model, "popularity"], features)
     factory = factories[model]
     run_id = publish.start_run(conn, model, parameters=_jsonable(factory().params), data_snapshot=snapshot)
@@ -101,7 +111,7 @@ def train(conn: connection, model: str = DEFAULT_MODEL, *, k: int = 20, read: Re
             recs["reason"] = explain(fitted, recs, titles, features["genre_ids"], genre_names)
         recs = recs.rename(columns={"item_id": "content_id"})[["user_id", "content_id", "score", "rank", "reason"]]
         with _timed(timings, "publish"):
-            publish.publish(conn, run_id, recs, metrics=metrics, timings=timings)
+            publish.publish(conn, run_id, recs, metrics=metrics, timings=timings, current=not schema_suffix)
     except Exception as exc:
         try:
             publish.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
@@ -120,13 +130,29 @@ def _holdout_metrics(interactions: pd.DataFrame, factories: dict[str, Callable[[
     }
 
 
-def _latest_written(conn: connection, read: ReadTable | None) -> datetime | None:
+def _in_generation(read: ReadTable, schema_suffix: str) -> ReadTable:
+    """``read`` of the generation under ``schema_suffix``: "marts.x" is read from "marts<suffix>.x"."""
+    if not schema_suffix:
+        return read
+
+    def relocated(name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        schema, table = name.split(".", 1)
+        return read(f"{schema}{schema_suffix}.{table}", columns)
+
+    return relocated
+
+
+def _latest_written(conn: connection, read: ReadTable | None, schema_suffix: str = "") -> datetime | None:
     """When the newest interaction was loaded: asked of the database, or the latest of the column ``read`` reads."""
     if read is not None:
         latest = read("marts.ml_interactions", ["last_written_at"])["last_written_at"].max()
         return None if pd.isna(latest) else latest
     with conn.cursor() as cur:
-        cur.execute("select max(last_written_at) from marts.ml_interactions")
+        cur.execute(
+            sql.SQL("select max(last_written_at) from {}.ml_interactions").format(
+                sql.Identifier(f"marts{schema_suffix}")
+            )
+        )
         (latest,) = cur.fetchone()
     return latest
 

@@ -262,7 +262,7 @@ def test_a_failure_after_the_attach_removes_the_partition(conn: connection, monk
         attached.append(_partitions(conn))
         raise RuntimeError("the switch failed")
 
-    monkeypatch.setattr(publish, "_switch", switch)
+    monkeypatch.setattr(publish, "make_current", switch)
     run_id = publish.start_run(conn, "ease", {}, {})
     with pytest.raises(RuntimeError, match="the switch failed"):
         publish.publish(conn, run_id, _recommendations(40, seed=9), metrics={}, timings={})

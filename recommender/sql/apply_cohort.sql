@@ -1,0 +1,29 @@
+-- At the switch, in its transaction: the cohort's users replace whatever those user ids held
+-- in app, and the staging schemas go. Writers wait (readers do not) for these few statements.
+lock table app.batches, app.users, app.viewing_events, app.ratings in share row exclusive mode;
+
+delete from app.viewing_events as events
+using app__cohort.users as cohort
+where events.user_id = cohort.user_id;
+
+delete from app.ratings as ratings
+using app__cohort.users as cohort
+where ratings.user_id = cohort.user_id;
+
+delete from app.users as users
+using app__cohort.users as cohort
+where users.user_id = cohort.user_id;
+
+insert into app.batches select * from app__cohort.batches on conflict (batch_id) do nothing;
+insert into app.users select * from app__cohort.users;
+insert into app.viewing_events select * from app__cohort.viewing_events;
+
+-- batches left with no row (the replaced cohort's) are forgotten, so writing one again writes it
+delete from app.batches as batches
+where
+    not exists (select from app.users as users where users.batch_id = batches.batch_id)
+    and not exists (select from app.viewing_events as events where events.batch_id = batches.batch_id)
+    and not exists (select from app.ratings as ratings where ratings.batch_id = batches.batch_id);
+
+drop schema app__next cascade;
+drop schema app__cohort cascade;

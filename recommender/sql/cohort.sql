@@ -1,0 +1,25 @@
+-- The cohort a refresh simulates on the catalogue it builds, kept beside app until the switch:
+-- app__cohort holds its rows (tables shaped like app's), app__next shows app as it will be
+-- once the generation is live (the cohort's users replaced), which the refresh's dbt reads.
+create schema app__cohort;
+create table app__cohort.batches (like app.batches including all);
+create table app__cohort.users (like app.users including all);
+create table app__cohort.viewing_events (like app.viewing_events including all);
+
+create schema app__next;
+
+create view app__next.users as
+select users.* from app.users
+where not exists (select from app__cohort.users as cohort where cohort.user_id = users.user_id)
+union all
+select cohort.* from app__cohort.users as cohort;
+
+create view app__next.viewing_events as
+select events.* from app.viewing_events as events
+where not exists (select from app__cohort.users as cohort where cohort.user_id = events.user_id)
+union all
+select cohort.* from app__cohort.viewing_events as cohort;
+
+create view app__next.ratings as
+select ratings.* from app.ratings
+where not exists (select from app__cohort.users as cohort where cohort.user_id = ratings.user_id);
