@@ -45,6 +45,7 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and API speed (each prints its baseline)
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
+	$(BIN)/python bench/refresh_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
 	$(BIN)/python bench/activity_speed.py
 	$(BIN)/python bench/movielens_benchmark.py
 	$(BIN)/python bench/als_speed.py

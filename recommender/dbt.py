@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -12,6 +14,7 @@ from pathlib import Path
 from recommender.warehouse import PROJECT_ROOT, Target
 
 PROFILES_DIR = PROJECT_ROOT / "profiles"
+PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 SAMPLE_SEEDS = PROJECT_ROOT / "seeds" / "netflix"
 # dbt's default seed path (dbt_project.yml): the export copy the live generation was built from
 LIVE_EXPORT = PROJECT_ROOT / ".exports" / "live"
@@ -74,7 +77,13 @@ def run_dbt(
         text=True,
         capture_output=capture,
         check=False,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
+
+
+def _die_with_parent() -> None:
+    """In the dbt child: be killed when the process that started it dies (a killed refresh stops its build too)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def result_counts(target_path: Path = PROJECT_ROOT / "target") -> Counter[tuple[str, str]]:

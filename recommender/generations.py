@@ -41,6 +41,8 @@ SQL_DIR = Path(__file__).with_name("sql")
 EXPORTS_DIR = LIVE_EXPORT.parent  # the checked copies of the exports of the live and previous generations
 SWITCH_LOCK_TIMEOUT = "30s"  # how long the switch waits for app's writers (and old readers of __prev) to finish
 EXAMPLES = 5  # values shown in a reason
+# the advisory lock one refresh at a time holds (a positive bigint, so pg_locks shows it as two oids)
+REFRESH_LOCK = int.from_bytes(hashlib.sha256(b"netflix_warehouse.refresh").digest()[:8], "big") >> 1
 
 
 class GenerationError(RuntimeError):
@@ -116,6 +118,25 @@ def _existing(cur: cursor, names: list[str]) -> list[str]:
 def _drop_schemas(cur: cursor, names: list[str]) -> None:
     for name in _existing(cur, names):
         cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+
+
+def hold_refresh_lock(conn: connection) -> None:
+    """Take the warehouse's refresh lock for ``conn``'s session, or GenerationError if another refresh holds it.
+
+    Two refreshes would build into the same ``__next`` schemas. The lock is a session's:
+    it goes when the refresh's connection closes, or its process dies.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute("select pg_try_advisory_lock(%s)", (REFRESH_LOCK,))
+        if not cur.fetchone()[0]:
+            cur.execute(
+                "select string_agg('pid ' || pid || ' (' || usename || ', since ' || backend_start || ')', '; ')"
+                " from pg_stat_activity where pid in (select pid from pg_locks where locktype = 'advisory'"
+                " and classid = %s and objid = %s and granted)",
+                (REFRESH_LOCK >> 32 & 0xFFFFFFFF, REFRESH_LOCK & 0xFFFFFFFF),
+            )
+            holder = cur.fetchone()[0] or "another session"
+            raise GenerationError(f"another refresh of this warehouse is running ({holder}); wait for it to end")
 
 
 def clear_leftovers(conn: connection) -> None:

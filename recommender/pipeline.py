@@ -122,6 +122,22 @@ def run(
     started = time.perf_counter()
     folder = raw_data_dir or exports.SAMPLE_DIR
     files = exports.locate(folder)
+    with closing(target.connect()) as guard:
+        generations.hold_refresh_lock(guard)  # held by this session until the refresh ends, or its process dies
+        return _run(target, folder, files, work_dir, simulation, max_shrink, allow_shrink, exports_dir, started)
+
+
+def _run(
+    target: Target,
+    folder: Path,
+    files: dict[str, Path],
+    work_dir: Path,
+    simulation: SimulationConfig | None,
+    max_shrink: float,
+    allow_shrink: bool,
+    exports_dir: Path | None,
+    started: float,
+) -> Summary:
     exports_dir = exports_dir or (generations.EXPORTS_DIR if work_dir == DEFAULT_WORK_DIR else work_dir / "exports")
     with closing(target.connect()) as conn:
         exports.check(conn, files)
@@ -137,25 +153,32 @@ def run(
     refresh = _Refresh(target, work_dir, seed_dir)
     run_id = None
     try:
+        _stage("catalogue: seeds, staging, core and marts with their tests")
         refresh.build("--exclude", ACTIVITY, PREDICTIONS)
         cohort = None
         with closing(target.connect()) as conn:
             if simulation is not None:
+                _stage("simulate the default cohort on the new catalogue")
                 cohort = generations.stage_cohort(conn, simulation, progress=True)
             refresh.refuse_if(generations.orphaned_activity(conn, pending=bool(cohort and cohort.pending)))
         app_schema = generations.PENDING if cohort and cohort.pending else "app"
+        _stage("activity: users, viewing events and their marts with their tests")
         refresh.build("--select", ACTIVITY, "--exclude", PREDICTIONS, app_schema=app_schema)
         # the views on app and predictions, pointed at what they will read once live (not tested here: the
         # current run is the live generation's until the switch; the audit below checks the staged run)
         refresh.dbt("run", "--select", PREDICTIONS, *(["path:models/staging/app"] if cohort and cohort.pending else []))
         with closing(target.connect()) as conn:
+            if simulation is not None:
+                _stage("train and stage the recommendations")
             trained = train(conn, schema_suffix=generations.NEXT) if simulation is not None else None
             run_id = trained.run_id if trained else None
+            _stage("quality: Great Expectations")
             try:
                 report = quality.validate(target, work_dir, schema_suffix=generations.NEXT)
             except quality.QualityError as exc:
                 report = exc.report
                 refresh.reasons += [f"Great Expectations: {failure}" for failure in exc.report.failures]
+            _stage("audit: empty or shrinking tables, orphaned activity and recommendations")
             next_counts = generations.table_counts(conn, generations.NEXT)
             same_export = before is not None and before.export == generation.export
             if not allow_shrink:
@@ -169,6 +192,7 @@ def run(
             generation = replace(
                 generation, run_id=run_id, titles=next_counts.get("core.titles"), catalogue=generations.catalogue(conn)
             )
+            _stage("switch: the new generation goes live")
             generations.drop_previous(conn)
             generations.switch(conn, generation, cohort_pending=bool(cohort and cohort.pending))
     except BaseException as exc:
@@ -194,6 +218,10 @@ def run(
     )
 
 
+def _stage(what: str) -> None:
+    print(f"refresh: {what}", flush=True)
+
+
 @dataclass
 class _Refresh:
     """The dbt invocations of one refresh, into the next generation, and the reasons to refuse it."""
@@ -205,7 +233,6 @@ class _Refresh:
     reasons: list[str] = field(default_factory=list)
 
     def dbt(self, command: str, *selection: str, app_schema: str = "app") -> None:
-        print(f"dbt {command} {' '.join(selection)} (next generation) ...", flush=True)
         result = run_dbt(
             [command, "--quiet", *selection],
             self.target,

@@ -157,7 +157,7 @@ class Api:
 
 
 @contextmanager
-def _api(target: Target) -> Iterator[Api]:
+def api_for(target: Target) -> Iterator[Api]:
     with closing(target.connect()) as conn:
         keys.ensure_schema(conn)
         issued = {role: keys.create_key(conn, role, f"pytest {role}") for role in keys.ROLES}
@@ -168,7 +168,7 @@ def _api(target: Target) -> Iterator[Api]:
 @pytest.fixture(scope="session")
 def api(sample_warehouse: pipeline.Summary) -> Iterator[Api]:
     """The API on the shared sample warehouse, for tests that only read (or whose writes are refused)."""
-    with _api(sample_warehouse.target) as found:
+    with api_for(sample_warehouse.target) as found:
         yield found
 
 
@@ -180,7 +180,7 @@ def writable_api(server: Target) -> Iterator[Api]:
     """
     with (
         _built_warehouse(server, simulation=SimulationConfig(users=300, days=14)) as summary,
-        _api(summary.target) as found,
+        api_for(summary.target) as found,
     ):
         yield found
 

@@ -65,6 +65,23 @@ def drop_column(column: str) -> Edit:
     return edit
 
 
+def edit_rows(change: Callable[[list[list[str]]], list[list[str]]]) -> Edit:
+    """Apply ``change`` to the parsed records (header first), writing them back with the file's line ending."""
+
+    def edit(text: str) -> str:
+        ending = "\r\n" if "\r\n" in text else "\n"
+        rows = change(list(csv.reader(io.StringIO(text, newline=""))))
+        return "".join(_csv_line(row) + ending for row in rows)
+
+    return edit
+
+
+def edit_file(folder: Path, seed: str, edit: Edit) -> None:
+    """Apply ``edit`` to the text of ``seed``'s file in an export copied by ``copy_export``, in place."""
+    path = folder / ORIGINAL_NAMES[seed]
+    path.write_bytes(edit(path.read_bytes().decode("utf-8-sig")).encode("utf-8"))
+
+
 def edit_line(line_number: int, change: Callable[[str], str]) -> Edit:
     """Apply ``change`` to the text of one physical line (its line ending kept)."""
 

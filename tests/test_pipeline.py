@@ -108,7 +108,10 @@ def test_real_export_resaved_without_index_with_bom_and_lf_loads_the_same(
     assert (copy / "raw_titles.csv").read_bytes().startswith(b"\xef\xbb\xbfid,title")
     summary = pipeline.run(database, copy, work_dir=work_dir / "dbt", simulation=None)
     assert {name: summary.row_counts[name] for name in REAL_COUNTS} == REAL_COUNTS
-    columns = query(database, "select column_name from information_schema.columns where table_name = 'raw_titles'")
+    columns = query(
+        database,
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = 'raw_titles'",
+    )
     assert "index" not in {c for (c,) in columns}
 
 
@@ -121,13 +124,16 @@ def test_switching_between_copies_with_and_without_index_reshapes_the_raw_table(
     columns = {
         c
         for (c,) in query(
-            database, "select column_name from information_schema.columns where table_name = 'raw_titles'"
+            database,
+            "select column_name from information_schema.columns"
+            " where table_schema = 'raw' and table_name = 'raw_titles'",
         )
     }
     assert "index" not in columns and "release_year" in columns
     assert query(database, "select count(*) from staging.stg_netflix__titles") == [(600,)]
-    # dbt wrote its compiled seed SQL beside, not over, the copy it loaded
-    assert (work_dir / "b" / "raw_export" / "raw_titles.csv").read_bytes() == (without / "raw_titles.csv").read_bytes()
+    # dbt wrote its compiled seed SQL beside, not over, the copy it loaded (the live one, which plain dbt reads)
+    live_copy = work_dir / "b" / "exports" / "live" / "raw_titles.csv"
+    assert live_copy.read_bytes() == (without / "raw_titles.csv").read_bytes()
 
 
 @pytest.fixture(params=["sample", "real"])
