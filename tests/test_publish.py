@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from recommender import access, publish
 from recommender.warehouse import Target
@@ -258,8 +258,9 @@ def test_a_failure_after_the_attach_removes_the_partition(conn: connection, monk
     previous = _published(conn, good)
     attached = []
 
-    def switch(*args: object) -> None:
-        attached.append(_partitions(conn))
+    def switch(cur: cursor, run_id: str) -> None:
+        cur.execute("select relname from pg_class where relnamespace = 'predictions'::regnamespace")
+        attached.append({name for (name,) in cur.fetchall()})
         raise RuntimeError("the switch failed")
 
     monkeypatch.setattr(publish, "make_current", switch)
@@ -444,3 +445,35 @@ def test_checked_rows_keep_their_values_and_a_bad_rank_is_found(users, k, shuffl
         row = broken % len(frame)
         frame.loc[row, "rank"] = 0
         assert f"row {row} (rank=0)" in _refusal(frame)
+
+
+def test_a_staged_run_becomes_current_only_in_its_callers_transaction(conn: connection) -> None:
+    good = _recommendations(40)
+    previous = _published(conn, good)
+    staged = _published(conn, _recommendations(40, seed=11), current=False)
+    _untouched_but_for(conn, previous, good, staged)
+    assert _run(conn, staged)["status"] == "running" and _run(conn, staged)["row_count"] == 120
+    with conn, conn.cursor() as cur:
+        assert publish.make_current(cur, staged) == previous
+    assert publish.current_run(conn) == staged and _run(conn, staged)["status"] == "published"
+
+
+def _untouched_but_for(conn: connection, run_id: str, recommendations: pd.DataFrame, staged: str) -> None:
+    assert publish.current_run(conn) == run_id
+    _assert_same_rows(_current(conn), run_id, recommendations)
+    assert _partitions(conn) == {publish.partition_name(run_id), publish.partition_name(staged)}
+
+
+def test_a_run_whose_process_died_is_failed_and_pruned(database: Target, conn: connection) -> None:
+    good = _recommendations(40)
+    previous = _published(conn, good)
+    with closing(database.connect()) as dying:  # its session ends as a killed process's would
+        orphan = _published(dying, _recommendations(40, seed=12), current=False)
+        running = publish.start_run(conn, "ease", {}, {})  # alive: its session is conn's
+        assert publish.reap_orphans(conn) == []  # both sessions are alive
+    assert publish.reap_orphans(conn) == [orphan]
+    assert _run(conn, orphan)["status"] == "failed"
+    assert f"session {_run(conn, orphan)['backend_pid']} is gone" in _run(conn, orphan)["error"]
+    assert _run(conn, running)["status"] == "running"
+    publish.prune(conn)
+    _untouched(conn, previous, good)
