@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,16 @@ from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_da
 
 COHORT = SimulationConfig(users=100, days=7)
 SCHEMAS = ("raw", "staging", "core", "marts", "app", "predictions")
-# a refused refresh records its attempt: its run stays in model_runs as 'failed'
-HISTORY = {"predictions.model_runs", "staging.stg_predictions__model_runs"}
+# a refused or killed refresh records its attempt: its run stays in model_runs, 'failed' (or 'running'
+# until the next refresh finds its process gone); the published runs are what readers rely on
+# (and a staged run's rows are attached to predictions.recommendations before its switch, as the publisher
+# documents: readers of the current recommendations never see them)
+PUBLISHED = "status in ('published', 'rolled_back')"
+HISTORY = {
+    "predictions.model_runs": f" where {PUBLISHED}",
+    "staging.stg_predictions__model_runs": f" where {PUBLISHED}",
+    "predictions.recommendations": f" where run_id in (select run_id from predictions.model_runs where {PUBLISHED})",
+}
 
 
 def checksums(target: Target) -> dict[str, str]:
@@ -49,7 +58,7 @@ def checksums(target: Target) -> dict[str, str]:
         sums = {}
         for schema, name in cur.fetchall():
             relation = f"{schema}.{name}"
-            where = " where status <> 'failed'" if relation in HISTORY else ""
+            where = HISTORY.get(relation, "")
             cur.execute(
                 f'select count(*), md5(string_agg(t::text, chr(10) order by t::text)) from "{schema}"."{name}" as t'
                 + where
@@ -84,7 +93,7 @@ class Live:
         ((user_id,),) = query(self.target, "select min(user_id) from marts.user_recommendations")
         answer = self.api.client.get(f"/users/{user_id}/recommendations", headers=self.api.headers("analyst"))
         assert answer.status_code == 200, answer.text
-        assert len(answer.json()["recommendations"]) == 20
+        assert len(answer.json()["items"]) == 20
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +109,13 @@ def live(server: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     finally:
         drop_database(target)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _on_one_server(live: Live) -> None:
+    """Skip on the external server unless NETFLIX_TEST_EVERY_SERVER=1: these many full refreshes judge the
+    pipeline's stages, which do not depend on the server, and would double the suite's time (CI keeps to 30 min)."""
+    if not live.target.embedded and os.environ.get("NETFLIX_TEST_EVERY_SERVER") != "1":
+        pytest.skip("run on the embedded server (NETFLIX_TEST_EVERY_SERVER=1 runs it on the external one too)")
 
 
 def _copy(live: Live, tmp_path: Path) -> Path:
@@ -139,6 +155,8 @@ def _rescored(folder: Path) -> None:
 def test_a_bad_export_changes_nothing_readers_see(
     live: Live, tmp_path: Path, name: str, kind: str, apply: Callable[[Path], None]
 ) -> None:
+    if kind == "wrong":
+        _on_one_server(live)
     before = checksums(live.target)
     folder = _copy(live, tmp_path)
     apply(folder)
@@ -184,7 +202,9 @@ def test_a_shrink_of_the_same_export_is_refused_unless_accepted(live: Live) -> N
         with pytest.raises(pipeline.RefusedError, match=r"would shrink"):
             live.refresh(max_shrink=0.3)
         summary = live.refresh(allow_shrink=True)
-        assert summary.row_counts["raw.raw_credits"] == _rows(before, "raw.raw_credits") // 2
+        assert (
+            summary.row_counts["raw.raw_credits"] == (_rows(before, "raw.raw_credits") + 1) // 2 - 1
+        )  # the header kept
     finally:
         shutil.rmtree(live.folder)
         saved.rename(live.folder)
@@ -226,7 +246,7 @@ def test_one_refresh_at_a_time(live: Live) -> None:
     before = checksums(live.target)
     with closing(live.target.connect()) as other:
         generations.hold_refresh_lock(other)
-        with pytest.raises(generations.GenerationError, match=rf"another refresh .* pid {other.get_backend_pid()} "):
+        with pytest.raises(generations.GenerationError, match=rf"another refresh .*pid {other.get_backend_pid()} "):
             live.refresh()
     assert checksums(live.target) == before
 
@@ -321,6 +341,7 @@ def _kill_at(live: Live, folder: Path, stage: str) -> str:
 
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_a_kill_at_any_stage_changes_nothing_readers_see(live: Live, tmp_path: Path, stage: str) -> None:
+    _on_one_server(live)
     before = checksums(live.target)
     folder = _copy(live, tmp_path)
     _rescored(folder)  # so that the cohort is simulated again, and app would change if the kill leaked
@@ -330,6 +351,7 @@ def test_a_kill_at_any_stage_changes_nothing_readers_see(live: Live, tmp_path: P
 
 
 def test_the_refresh_after_kills_clears_their_leftovers(live: Live) -> None:
+    _on_one_server(live)
     live.refresh()
     assert (
         query(
@@ -423,6 +445,7 @@ def test_rollback_returns_to_the_previous_generation_with_its_run(live: Live, tm
 
 
 def test_rollback_refuses_a_catalogue_the_activity_outgrew(live: Live, tmp_path: Path) -> None:
+    _on_one_server(live)
     folder = _copy(live, tmp_path)
     removed = _without_titles(folder, 5)
     live.refresh(folder)
@@ -437,7 +460,10 @@ def test_rollback_refuses_a_catalogue_the_activity_outgrew(live: Live, tmp_path:
         before = checksums(live.target)
         with closing(live.target.connect()) as conn, pytest.raises(generations.GenerationError) as refused:
             generations.rollback(conn)
-        assert f"lacks 1 title(s) that app's activity names, e.g. '{removed[0]}'" in str(refused.value)
+        # the user's event names removed[0]; the cohort, simulated on the full catalogue, may watch others
+        assert re.search(
+            rf"lacks \d+ title\(s\) that app's activity names, e\.g\. .*'{removed[0]}'", str(refused.value)
+        )
         assert checksums(live.target) == before
     finally:
         with closing(live.target.connect()) as conn, conn, conn.cursor() as cur:
