@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import secrets
-from contextlib import closing
+import shutil
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +63,8 @@ class Generation:
     catalogue: str | None = None  # digest of core.titles: two copies of one export have the same
 
     @classmethod
-    def new(cls, export: Path, files: dict[str, Path], seed_dir: Path) -> Generation:
+    def new(cls, export: Path, files: dict[str, Path]) -> Generation:
+        """A generation of the export ``files`` (in folder ``export``); its ``seed_dir`` is the caller's to set."""
         digest = hashlib.sha256()
         for seed in sorted(files):
             digest.update(seed.encode())
@@ -75,7 +76,7 @@ class Generation:
             id=f"gen-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
             export=str(export.resolve()),
             fingerprint=digest.hexdigest(),
-            seed_dir=str(seed_dir),
+            seed_dir="",
             built_at=now.isoformat(timespec="seconds"),
         )
 
@@ -405,18 +406,15 @@ def link_live_export(conn: connection, exports_dir: Path) -> None:
     dbt's default seed path is this link, so plain ``dbt seed`` / ``dbt build`` reload the
     export the warehouse was built from, never the sample in its place.
     """
-    with closing(conn.cursor()):
-        kept = [g for g in (live(conn), previous(conn)) if g and g.seed_dir]
-    if not kept:
+    current = live(conn)
+    if current is None or not current.seed_dir:
         return
     link = exports_dir / LIVE_EXPORT.name
     temporary = link.with_name(f".live-{os.getpid()}")
     temporary.unlink(missing_ok=True)
-    temporary.symlink_to(Path(kept[0].seed_dir).name)
+    temporary.symlink_to(Path(current.seed_dir).name)
     temporary.replace(link)  # atomic: readers of the link see the old copy or the new one
-    keep = {Path(g.seed_dir).name for g in kept}
-    for folder in exports_dir.iterdir():
-        if folder.is_dir() and not folder.is_symlink() and folder.name.startswith("gen-") and folder.name not in keep:
-            for file in folder.iterdir():
-                file.unlink()
-            folder.rmdir()
+    keep = {Path(g.seed_dir).name for g in (current, previous(conn)) if g}
+    for folder in exports_dir.glob("gen-*"):
+        if folder.name not in keep:
+            shutil.rmtree(folder)

@@ -147,8 +147,8 @@ def _run(
         generations.clear_leftovers(conn)
         before = generations.live(conn)
         live_counts = generations.table_counts(conn)
-    generation = generations.Generation.new(folder, files, exports.prepare(files, exports_dir / "pending"))
-    seed_dir = (exports_dir / "pending").rename(exports_dir / generation.id)
+    generation = generations.Generation.new(folder, files)
+    seed_dir = exports.prepare(files, exports_dir / generation.id)
     generation = replace(generation, seed_dir=str(seed_dir.relative_to(PROJECT_ROOT)))
     refresh = _Refresh(target, work_dir, seed_dir)
     run_id = None
@@ -160,13 +160,15 @@ def _run(
             if simulation is not None:
                 _stage("simulate the default cohort on the new catalogue")
                 cohort = generations.stage_cohort(conn, simulation, progress=True)
-            refresh.refuse_if(generations.orphaned_activity(conn, pending=bool(cohort and cohort.pending)))
-        app_schema = generations.PENDING if cohort and cohort.pending else "app"
+            pending = cohort is not None and cohort.pending  # app changes at the switch
+            refresh.refuse_if(generations.orphaned_activity(conn, pending=pending))
         _stage("activity: users, viewing events and their marts with their tests")
-        refresh.build("--select", ACTIVITY, "--exclude", PREDICTIONS, app_schema=app_schema)
+        refresh.build(
+            "--select", ACTIVITY, "--exclude", PREDICTIONS, app_schema=generations.PENDING if pending else "app"
+        )
         # the views on app and predictions, pointed at what they will read once live (not tested here: the
         # current run is the live generation's until the switch; the audit below checks the staged run)
-        refresh.dbt("run", "--select", PREDICTIONS, *(["path:models/staging/app"] if cohort and cohort.pending else []))
+        refresh.dbt("run", "--select", PREDICTIONS, *(["path:models/staging/app"] if pending else []))
         with closing(target.connect()) as conn:
             if simulation is not None:
                 _stage("train and stage the recommendations")
@@ -181,12 +183,9 @@ def _run(
             _stage("audit: empty or shrinking tables, orphaned activity and recommendations")
             next_counts = generations.table_counts(conn, generations.NEXT)
             same_export = before is not None and before.export == generation.export
-            if not allow_shrink:
-                refresh.reasons += generations.shrinkage(
-                    live_counts, next_counts, max_shrink=max_shrink, same_export=same_export
-                )
-            else:
-                refresh.reasons += generations.shrinkage(live_counts, next_counts, max_shrink=1, same_export=False)
+            refresh.reasons += generations.shrinkage(
+                live_counts, next_counts, max_shrink=max_shrink, same_export=same_export and not allow_shrink
+            )
             refresh.reasons += generations.orphaned_recommendations(conn, run_id)
             refresh.refuse_if(refresh.reasons)
             generation = replace(
@@ -194,7 +193,7 @@ def _run(
             )
             _stage("switch: the new generation goes live")
             generations.drop_previous(conn)
-            generations.switch(conn, generation, cohort_pending=bool(cohort and cohort.pending))
+            generations.switch(conn, generation, cohort_pending=pending)
     except BaseException as exc:
         _refused(target, run_id, exc)
         raise

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import yaml
 from bad_exports import BAD_EXPORTS
 from conftest import Api, api_for
 from export_copies import copy_export, edit_file, edit_rows, resave_without_index
@@ -28,6 +29,7 @@ from psycopg2.extensions import cursor
 from queries import query
 
 from recommender import exports, generations, pipeline, publish
+from recommender.dbt import LIVE_EXPORT, run_dbt
 from recommender.exports import ORIGINAL_NAMES
 from recommender.simulate import SimulationConfig
 from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database
@@ -493,3 +495,19 @@ def test_switching_exports_in_any_order_works_every_time(live: Live, real_export
         " (select from core.titles as t where t.content_id = r.content_id)",
     ) == [(0,)]
     live.assert_serving()
+
+
+def test_plain_dbt_seed_reloads_the_export_of_the_live_generation(live: Live, tmp_path: Path) -> None:
+    project = yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())
+    assert "'.exports/live'" in project["seed-paths"][0]  # plain dbt's default: the link the refresh keeps
+    assert LIVE_EXPORT == PROJECT_ROOT / ".exports" / "live"
+    folder = _copy(live, tmp_path)
+    _rescored(folder)  # an export that is not the sample
+    live.refresh(folder)
+    link = live.work / "exports" / "live"
+    assert (link / "raw_titles.csv").read_bytes() == (folder / "raw_titles.csv").read_bytes()
+    before = checksums(live.target)
+    seeded = run_dbt(["seed"], live.target, raw_dir=link, target_path=live.work / "plain", capture=True)
+    assert seeded.returncode == 0, seeded.stdout
+    assert checksums(live.target) == before
+    live.refresh()
