@@ -10,20 +10,30 @@ delete from app.ratings as ratings
 using app__cohort.users as cohort
 where ratings.user_id = cohort.user_id;
 
-delete from app.users as users
+delete from app.users as app_users
 using app__cohort.users as cohort
-where users.user_id = cohort.user_id;
+where app_users.user_id = cohort.user_id;
 
-insert into app.batches select * from app__cohort.batches on conflict (batch_id) do nothing;
-insert into app.users select * from app__cohort.users;
-insert into app.viewing_events select * from app__cohort.viewing_events;
+-- the cohort's tables are app's, column for column (create table ... like)
+insert into app.batches select * from app__cohort.batches on conflict (batch_id) do nothing;  -- noqa: AM04
+insert into app.users select * from app__cohort.users;  -- noqa: AM04
+insert into app.viewing_events select * from app__cohort.viewing_events;  -- noqa: AM04
 
 -- batches left with no row (the replaced cohort's) are forgotten, so writing one again writes it
 delete from app.batches as batches
 where
-    not exists (select from app.users as users where users.batch_id = batches.batch_id)
-    and not exists (select from app.viewing_events as events where events.batch_id = batches.batch_id)
-    and not exists (select from app.ratings as ratings where ratings.batch_id = batches.batch_id);
+    not exists (
+        select from app.users as app_users
+        where app_users.batch_id = batches.batch_id
+    )
+    and not exists (
+        select from app.viewing_events as events
+        where events.batch_id = batches.batch_id
+    )
+    and not exists (
+        select from app.ratings as ratings
+        where ratings.batch_id = batches.batch_id
+    );
 
 drop schema app__next cascade;
 drop schema app__cohort cascade;

@@ -8,18 +8,31 @@ create table app__cohort.viewing_events (like app.viewing_events including all);
 
 create schema app__next;
 
+-- the views have app's columns, whatever they are (select *), as dbt's app source expects
+
 create view app__next.users as
-select users.* from app.users
-where not exists (select from app__cohort.users as cohort where cohort.user_id = users.user_id)
+select app_users.* from app.users as app_users  -- noqa: AM04
+where
+    not exists (
+        select from app__cohort.users as cohort
+        where cohort.user_id = app_users.user_id
+    )
 union all
 select cohort.* from app__cohort.users as cohort;
 
 create view app__next.viewing_events as
-select events.* from app.viewing_events as events
-where not exists (select from app__cohort.users as cohort where cohort.user_id = events.user_id)
+select events.* from app.viewing_events as events  -- noqa: AM04
+where
+    not exists (
+        select from app__cohort.users as cohort
+        where cohort.user_id = events.user_id
+    )
 union all
 select cohort.* from app__cohort.viewing_events as cohort;
 
 create view app__next.ratings as
-select ratings.* from app.ratings
-where not exists (select from app__cohort.users as cohort where cohort.user_id = ratings.user_id);
+select ratings.* from app.ratings  -- noqa: AM04
+where not exists (
+    select from app__cohort.users as cohort
+    where cohort.user_id = ratings.user_id
+);
