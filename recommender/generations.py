@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, replace
@@ -32,7 +33,7 @@ from psycopg2.extensions import connection, cursor
 from recommender import activity, publish
 from recommender.dbt import LIVE_EXPORT
 from recommender.simulate import SimulationConfig, simulate
-from recommender.warehouse import read_table
+from recommender.warehouse import PROJECT_ROOT, Target, read_table
 
 LAYERS = ("raw", "staging", "core", "marts")
 NEXT, PREVIOUS, REFUSED = "__next", "__prev", "__refused"
@@ -400,8 +401,15 @@ def rollback(conn: connection) -> Generation:
 # the export copy plain dbt reads
 
 
+def export_copies(exports_dir: Path, target: Target) -> Path:
+    """The folder of ``target``'s export copies: one per warehouse, so two warehouses never remove each other's."""
+    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{target.host}-{target.port}-{target.database}")
+    return exports_dir / key
+
+
 def link_live_export(conn: connection, exports_dir: Path) -> None:
-    """Point ``<exports_dir>/live`` at the live generation's export copy and drop copies no generation uses.
+    """Point ``<exports_dir>/live`` at the live generation's export copy; drop the copies of this warehouse's
+    generations that are neither live nor previous.
 
     dbt's default seed path is this link, so plain ``dbt seed`` / ``dbt build`` reload the
     export the warehouse was built from, never the sample in its place.
@@ -409,12 +417,13 @@ def link_live_export(conn: connection, exports_dir: Path) -> None:
     current = live(conn)
     if current is None or not current.seed_dir:
         return
+    copy = PROJECT_ROOT / current.seed_dir
     link = exports_dir / LIVE_EXPORT.name
     temporary = link.with_name(f".live-{os.getpid()}")
     temporary.unlink(missing_ok=True)
-    temporary.symlink_to(Path(current.seed_dir).name)
+    temporary.symlink_to(copy.relative_to(exports_dir.absolute()))
     temporary.replace(link)  # atomic: readers of the link see the old copy or the new one
     keep = {Path(g.seed_dir).name for g in (current, previous(conn)) if g}
-    for folder in exports_dir.glob("gen-*"):
+    for folder in copy.parent.glob("gen-*"):
         if folder.name not in keep:
             shutil.rmtree(folder)

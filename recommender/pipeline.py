@@ -148,7 +148,7 @@ def _run(
         before = generations.live(conn)
         live_counts = generations.table_counts(conn)
     generation = generations.Generation.new(folder, files)
-    seed_dir = exports.prepare(files, exports_dir / generation.id)
+    seed_dir = exports.prepare(files, generations.export_copies(exports_dir, target) / generation.id)
     generation = replace(generation, seed_dir=str(seed_dir.relative_to(PROJECT_ROOT)))
     refresh = _Refresh(target, work_dir, seed_dir)
     run_id = None
