@@ -26,7 +26,7 @@ from bad_exports import BAD_EXPORTS
 from conftest import Api, api_for
 from export_copies import copy_export, edit_file, edit_rows, resave_without_index
 from psycopg2.extensions import cursor
-from queries import query
+from queries import cli, query
 
 from recommender import exports, generations, pipeline, publish
 from recommender.dbt import LIVE_EXPORT, run_dbt
@@ -511,3 +511,14 @@ def test_plain_dbt_seed_reloads_the_export_of_the_live_generation(live: Live, tm
     assert seeded.returncode == 0, seeded.stdout
     assert checksums(live.target) == before
     live.refresh()
+
+
+def test_the_command_line_shows_the_generations_and_refuses_a_rollback_to_nothing(live: Live, database: Target) -> None:
+    with closing(live.target.connect()) as conn:
+        current = generations.live(conn)
+    status = cli(live.target, "warehouse", "status")
+    assert status.returncode == 0, status.stderr
+    assert f'"id": "{current.id}"' in status.stdout and f'"run_id": "{current.run_id}"' in status.stdout
+    nothing = cli(database, "warehouse", "rollback")
+    assert nothing.returncode == 2
+    assert "error: there is no previous generation to return to" in nothing.stderr
