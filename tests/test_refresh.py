@@ -193,6 +193,7 @@ def test_a_refused_generation_is_kept_for_inspection_and_lists_every_reason(live
 
 
 def test_a_shrink_of_the_same_export_is_refused_unless_accepted(live: Live) -> None:
+    _on_one_server(live)
     before = checksums(live.target)
     saved = live.folder.with_name("saved")
     shutil.copytree(live.folder, saved)
@@ -426,6 +427,7 @@ def test_readers_see_the_old_generation_or_the_new_never_a_mix_or_an_error(live:
 
 
 def test_rollback_returns_to_the_previous_generation_with_its_run(live: Live, tmp_path: Path) -> None:
+    _on_one_server(live)
     live.refresh()
     before = checksums(live.target)
     previous_run = query(live.target, "select run_id from predictions.model_runs where is_current")
@@ -498,6 +500,7 @@ def test_switching_exports_in_any_order_works_every_time(live: Live, real_export
 
 
 def test_plain_dbt_seed_reloads_the_export_of_the_live_generation(live: Live, tmp_path: Path) -> None:
+    _on_one_server(live)
     project = yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())
     assert "'.exports/live'" in project["seed-paths"][0]  # plain dbt's default: the link the refresh keeps
     assert LIVE_EXPORT == PROJECT_ROOT / ".exports" / "live"
