@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict
 from datetime import date
@@ -59,11 +60,16 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
-    return value
+def _bounded(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` in [low, high], checked before any work is done."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, not {text}")
+        return value
+
+    return parse
 
 
 def _api_client(args: argparse.Namespace) -> ApiClient | None:
@@ -100,14 +106,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"{f'; tastes in {args.truth}' if args.truth else ''}"
     )
     return 0
-
-
-def _rank_count(text: str) -> int:
-    """``--k`` of train: checked before any work, not after fitting."""
-    k = int(text)
-    if not 1 <= k <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, not {k}")
-    return k
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -274,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--raw-data-dir", type=Path, help="folder of a catalogue export (default: the committed sample)")
     run.add_argument(
         "--max-shrink",
-        type=_share,
+        type=_bounded(float, 0, 1),
         default=0.1,
         help="refuse a refresh of the same export in which a table loses more than this share of its rows (0.1)",
     )
@@ -304,7 +302,9 @@ def parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("train", help="fit a recommender on the marts, evaluate it, publish top-k per user")
     fit.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help=f"default: {DEFAULT_MODEL}")
-    fit.add_argument("--k", type=_rank_count, default=20, help="recommendations per user, 1 to 1000 (default 20)")
+    fit.add_argument(
+        "--k", type=_bounded(int, 1, 1000), default=20, help="recommendations per user, 1 to 1000 (default 20)"
+    )
     fit.add_argument(
         "--api",
         metavar="URL",

@@ -33,7 +33,7 @@ from psycopg2.extensions import connection, cursor
 from recommender import activity, publish
 from recommender.dbt import LIVE_EXPORT
 from recommender.simulate import SimulationConfig, simulate
-from recommender.warehouse import PROJECT_ROOT, Target, read_table
+from recommender.warehouse import PROJECT_ROOT, Target, count_rows, read_table
 
 LAYERS = ("raw", "staging", "core", "marts")
 NEXT, PREVIOUS, REFUSED = "__next", "__prev", "__refused"
@@ -183,11 +183,8 @@ def table_counts(conn: connection, suffix: str = "") -> dict[str, int]:
             ([schema(layer, suffix) for layer in LAYERS],),
         )
         relations = cur.fetchall()
-        counts = {}
-        for namespace, name in relations:
-            cur.execute(sql.SQL("select count(*) from {}.{}").format(sql.Identifier(namespace), sql.Identifier(name)))
-            counts[f"{namespace.removesuffix(suffix) if suffix else namespace}.{name}"] = cur.fetchone()[0]
-    return counts
+        rows = count_rows(cur, relations)
+    return {f"{namespace.removesuffix(suffix)}.{name}": n for (namespace, name), n in zip(relations, rows, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -8,13 +8,11 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from psycopg2 import sql
-
 from recommender import access, activity, exports, generations, publish, quality
 from recommender.dbt import failures, results, run_dbt
 from recommender.simulate import SimulationConfig
 from recommender.train import TrainResult, train
-from recommender.warehouse import PROJECT_ROOT, Target
+from recommender.warehouse import PROJECT_ROOT, Target, count_rows
 
 LAYERS = ("raw", "staging", "core", "marts", "app")
 ACTIVITY = "source:app+"  # the dbt nodes built from the simulated activity
@@ -85,11 +83,9 @@ def row_counts(target: Target, schemas: tuple[str, ...] = LAYERS) -> dict[str, i
             (list(schemas), list(schemas)),
         )
         relations = cur.fetchall()
-        counts = {}
-        for schema, name in relations:
-            cur.execute(sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
-            counts[f"{schema}.{name}"] = cur.fetchone()[0]
-        return counts
+        return {
+            f"{schema}.{name}": rows for (schema, name), rows in zip(relations, count_rows(cur, relations), strict=True)
+        }
 
 
 def run(

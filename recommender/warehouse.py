@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pandas as pd
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 
@@ -127,6 +127,15 @@ def throwaway_warehouse(database: str) -> Iterator[Target]:
             yield target
         finally:
             server.stop()
+
+
+def count_rows(cur: cursor, relations: Sequence[tuple[str, str]]) -> list[int]:
+    """Rows of each (schema, name) relation, in order: exact counts, one query each."""
+    counts = []
+    for schema, name in relations:
+        cur.execute(sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
+        counts.append(cur.fetchone()[0])
+    return counts
 
 
 # pandas works in floats: numeric columns (scores, confidences) arrive as float, not Decimal
