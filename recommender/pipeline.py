@@ -159,12 +159,13 @@ def _run(
             pending = cohort is not None and cohort.pending  # app changes at the switch
             refresh.refuse_if(generations.orphaned_activity(conn, pending=pending))
         _stage("activity: users, viewing events and their marts with their tests")
-        refresh.build(
-            "--select", ACTIVITY, "--exclude", PREDICTIONS, app_schema=generations.PENDING if pending else "app"
-        )
-        # the views on app and predictions, pointed at what they will read once live (not tested here: the
-        # current run is the live generation's until the switch; the audit below checks the staged run)
-        refresh.dbt("run", "--select", PREDICTIONS, *(["path:models/staging/app"] if pending else []))
+        # and the views on predictions, untested here: until the switch they show the live generation's run
+        # (the audit below checks the staged run)
+        untested = [f"{PREDICTIONS},resource_type:{kind}" for kind in ("test", "unit_test")]
+        app_schema = generations.PENDING if pending else "app"
+        refresh.build("--select", ACTIVITY, PREDICTIONS, "--exclude", *untested, app_schema=app_schema)
+        if pending:  # the views on app read app as it will be; once live they read app itself
+            refresh.dbt("run", "--select", "path:models/staging/app")
         with closing(target.connect()) as conn:
             if simulation is not None:
                 _stage("train and stage the recommendations")

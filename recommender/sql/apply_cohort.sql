@@ -35,5 +35,8 @@ where
         where ratings.batch_id = batches.batch_id
     );
 
-drop schema app__next cascade;
-drop schema app__cohort cascade;
+-- without cascade: should a live view still read them, the switch fails instead of dropping it
+drop view app__next.users, app__next.viewing_events, app__next.ratings;
+drop schema app__next;
+drop table app__cohort.batches, app__cohort.users, app__cohort.viewing_events;
+drop schema app__cohort;
