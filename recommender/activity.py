@@ -277,7 +277,7 @@ def _unknown_references(conn: connection, frame: pd.DataFrame, column: str, tabl
 def _unknown_activity_references(
     conn: connection, model: type[pa.DataFrameModel], frame: pd.DataFrame, place: Place
 ) -> list[pd.DataFrame]:
-    """Rows of an activity batch (events, ratings) whose title is not in core.titles or user not in app.users.
+    """Rows of an activity batch (events, ratings) whose title or user is not in ``place`` (core.titles, app.users).
 
     ``frame`` is as given when it failed validation, so each key column is typed as
     ``model`` types it first; one whose values do not take that type is not looked up
