@@ -55,7 +55,6 @@ from recommender.warehouse import PROJECT_ROOT
 
 SEEDS_YAML = PROJECT_ROOT / "models" / "staging" / "netflix" / "_netflix__seeds.yml"
 SAMPLE_DIR = PROJECT_ROOT / "seeds" / "netflix"
-PREPARED_DIR = PROJECT_ROOT / "target" / "raw_export"
 ORIGINAL_NAMES = {
     "raw_titles": "raw_titles.csv",
     "raw_credits": "raw_credits.csv",
@@ -538,7 +537,7 @@ def _listing(bad: list[FileReport]) -> list[str]:
     return lines
 
 
-def prepare(files: dict[str, Path], dest: Path = PREPARED_DIR) -> Path:
+def prepare(files: dict[str, Path], dest: Path) -> Path:
     """Copy a checked export under its seed names into ``dest``, the folder ``dbt seed`` will read."""
     if dest.exists():
         shutil.rmtree(dest)

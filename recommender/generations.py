@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from psycopg2 import sql
-from psycopg2.extensions import connection, cursor
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, connection, cursor
 
 from recommender import activity, publish
 from recommender.dbt import LIVE_EXPORT
@@ -149,7 +149,7 @@ def clear_leftovers(conn: connection) -> None:
 
 def refuse(conn: connection) -> list[str]:
     """Rename the next generation's schemas ``<schema>__refused`` (kept until the next refresh); their names."""
-    if conn.get_transaction_status() != 0:
+    if conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
         conn.rollback()
     with conn, conn.cursor() as cur:
         _drop_schemas(cur, [schema(layer, REFUSED) for layer in LAYERS] + [PENDING, COHORT])
