@@ -8,11 +8,13 @@ PORT ?= 8000
 
 .PHONY: run test serve dsn psql stop docs lint bench sample clean
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --editable '.[dev]'
 	# plain `dbt ...` after `source .venv/bin/activate` finds the project's profile
 	grep -q DBT_PROFILES_DIR $(BIN)/activate || echo 'export DBT_PROFILES_DIR="$(CURDIR)/profiles"' >> $(BIN)/activate
+	# ... and the embedded server owner's password, which the server's start writes there (unless you chose a file)
+	grep -q PGPASSFILE $(BIN)/activate || echo 'test -n "$$PGPASSFILE" || export PGPASSFILE="$(CURDIR)/.secrets/pgpass"' >> $(BIN)/activate
 	# plain dbt reads .exports/live, the export of the live warehouse; the sample until the first refresh
 	mkdir -p .exports && { test -e .exports/live || ln -sfn ../seeds/netflix .exports/live; }
 	touch $@

@@ -148,7 +148,7 @@ def in_place_refresh(
     with step(steps, "quality"):
         quality.validate(target, IN_PLACE_DIR)
     with step(steps, "finish"), closing(target.connect()) as conn:
-        access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
+        access.close_group_logins(conn)
         access.prepare_python_schemas(conn)
         access.protect_sessions(conn)
         pipeline.row_counts(target)

@@ -70,7 +70,10 @@ class Summary:
             lines.append(f"  recommender: {self.trained}")
         lines.append(f"  {self.quality.render()}")
         lines.append(f"  connect: psql {self.target.uri(with_password=False)}  (or: make psql, make dsn)")
-        lines.append(f"  analysts: user analyst, password in {access.password_hint('analyst')} (see README)")
+        lines.append(
+            "  people: python -m recommender access add NAME --role analyst|data_scientist"
+            " gives each a login of their own (see README)"
+        )
         return "\n".join(lines)
 
 
@@ -196,7 +199,7 @@ def _run(
         raise
     with closing(target.connect()) as conn:
         generations.link_live_export(conn, exports_dir)
-        access.enable_logins(conn, {role: access.role_password(role) for role in access.PASSWORD_VARIABLES})
+        access.close_group_logins(conn)
         access.prepare_python_schemas(conn)
         access.protect_sessions(conn)
         publish.prune(conn)

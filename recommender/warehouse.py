@@ -3,7 +3,9 @@
 The standard libpq variables choose an existing server: with ``PGHOST`` set,
 ``PGPORT``, ``PGUSER``, ``PGPASSWORD`` and ``PGDATABASE`` apply as libpq reads
 them. Without ``PGHOST`` the warehouse is the embedded server (``.pgdata/``,
-127.0.0.1, port ``NETFLIX_PGPORT``). ``profiles/profiles.yml`` applies the same rule for dbt.
+127.0.0.1, port ``NETFLIX_PGPORT``), whose owner's password is ``NETFLIX_OWNER_PASSWORD``
+or generated into ``.secrets/owner_password`` (and ``.secrets/pgpass``, for plain psql and
+dbt). ``profiles/profiles.yml`` applies the same rule for dbt.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
+from recommender import passwords
 from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -70,9 +73,30 @@ class Target:
         return Target(self.host, self.port, self.user, self.password, database, self.embedded)
 
 
+OWNER_PASSWORD = ("owner_password", "NETFLIX_OWNER_PASSWORD")  # the secret's file and variable
+
+
+def owner_password(environ: Mapping[str, str] = os.environ) -> str:
+    """The embedded server owner's password (never used for a server the libpq variables select)."""
+    return passwords.generated(*OWNER_PASSWORD, environ)
+
+
 def embedded_server(environ: Mapping[str, str] = os.environ) -> EmbeddedServer:
     pgdata = Path(environ.get("NETFLIX_PGDATA", PROJECT_ROOT / ".pgdata"))
-    return EmbeddedServer(pgdata=pgdata, port=int(environ.get("NETFLIX_PGPORT", DEFAULT_EMBEDDED_PORT)))
+    port = int(environ.get("NETFLIX_PGPORT", DEFAULT_EMBEDDED_PORT))
+    return EmbeddedServer(pgdata=pgdata, port=port, password=owner_password(environ))
+
+
+def start_embedded(server: EmbeddedServer) -> bool:
+    """Start the project's embedded server unless it runs, and record its owner's password in ``.secrets/pgpass``
+    (``.venv/bin/activate`` points PGPASSFILE there, so plain psql and dbt log in). True if it started it."""
+    started = server.start()
+    passwords.write_pgpass(HOST, server.port, SUPERUSER, server.password)
+    return started
+
+
+def embedded_target(server: EmbeddedServer, database: str) -> Target:
+    return Target(HOST, server.port, SUPERUSER, server.password, database, embedded=True)
 
 
 def target_from_env(environ: Mapping[str, str] = os.environ) -> Target:
@@ -86,8 +110,7 @@ def target_from_env(environ: Mapping[str, str] = os.environ) -> Target:
             database=database,
             embedded=False,
         )
-    port = embedded_server(environ).port
-    return Target(HOST, port, SUPERUSER, "", database, embedded=True)
+    return embedded_target(embedded_server(environ), database)
 
 
 def ensure_database(target: Target) -> bool:
@@ -105,12 +128,24 @@ def ensure_database(target: Target) -> bool:
         conn.close()
 
 
+# The comment on a login role (roles are per server) that names its database: see recommender.logins.
+LOGIN_COMMENT = "netflix_warehouse {kind} login of database {database}"
+
+
 def drop_database(target: Target) -> None:
+    """Drop the database and the logins of its people and API keys."""
     conn = target.connect(database="postgres")
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target.database)))
+            cur.execute(
+                "select rolname from pg_roles where shobj_description(oid, 'pg_authid') = any(%s)",
+                ([LOGIN_COMMENT.format(kind=kind, database=target.database) for kind in ("person", "key")],),
+            )
+            for (name,) in cur.fetchall():
+                cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where usename = %s", (name,))
+                cur.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
     finally:
         conn.close()
 
@@ -119,10 +154,10 @@ def drop_database(target: Target) -> None:
 def throwaway_warehouse(database: str) -> Iterator[Target]:
     """An empty ``database`` on a new embedded server in a temporary folder (for benchmarks); all gone after."""
     with tempfile.TemporaryDirectory(prefix=f"{database}-") as folder:
-        server = EmbeddedServer(pgdata=Path(folder) / "pgdata", port=free_port())
+        server = EmbeddedServer(pgdata=Path(folder) / "pgdata", port=free_port(), password=owner_password())
         server.start()
         try:
-            target = Target(HOST, server.port, SUPERUSER, "", database, embedded=True)
+            target = embedded_target(server, database)
             ensure_database(target)
             yield target
         finally:

@@ -27,9 +27,17 @@ from recommender import pipeline
 from recommender.api import keys
 from recommender.api.app import create_app
 from recommender.api.database import Settings
-from recommender.embedded import HOST, SUPERUSER, EmbeddedServer, free_port
+from recommender.embedded import SUPERUSER, EmbeddedServer, free_port
 from recommender.simulate import SimulationConfig
-from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database, target_from_env
+from recommender.warehouse import (
+    PROJECT_ROOT,
+    Target,
+    drop_database,
+    embedded_target,
+    ensure_database,
+    owner_password,
+    target_from_env,
+)
 
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
 
@@ -42,7 +50,9 @@ def _external_server() -> Target:
 
 @pytest.fixture(scope="session")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = EmbeddedServer(pgdata=tmp_path_factory.mktemp("embedded") / "pgdata", port=free_port())
+    server = EmbeddedServer(
+        pgdata=tmp_path_factory.mktemp("embedded") / "pgdata", port=free_port(), password=owner_password()
+    )
     server.start()
     yield server
     server.stop()
@@ -52,8 +62,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServe
 def server(request: pytest.FixtureRequest) -> Target:
     """A PostgreSQL server to test on, as a target whose database is the maintenance db."""
     if request.param == "embedded":
-        port = request.getfixturevalue("embedded").port
-        return Target(HOST, port, SUPERUSER, "", "postgres", embedded=True)
+        return embedded_target(request.getfixturevalue("embedded"), "postgres")
     target = _external_server()
     try:
         target.connect().close()

@@ -1,7 +1,10 @@
 """API keys: created and revoked on the command line (``python -m recommender keys``), stored as hashes.
 
 A key is ``nwk_<key_id>_<secret>``. Only the SHA-256 of the whole key is stored, in
-``api.keys``, a schema no database role but the warehouse owner can read. The secret
+``api.keys``, a schema no database role but the warehouse owner can read. Each key
+has a database login of its own, created and dropped with it (``recommender.logins``):
+``/sql`` runs as that login, so callers cannot see each other's statements and the
+database's logs name the key. The secret
 has 256 random bits, so a fast hash suffices (as for GitHub's and Stripe's tokens; a
 slow password hash would only slow every request). The key is shown once, at creation.
 """
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg2.extensions import connection
+
+from recommender import logins
 
 ROLES = ("analyst", "data_scientist", "admin")
 PREFIX = "nwk"
@@ -92,6 +97,7 @@ def create_key(conn: connection, role: str, name: str) -> str:
             "insert into api.keys (key_id, name, role, key_hash) values (%s, %s, %s, %s)",
             (key_id, name, role, key_hash(key)),
         )
+        logins.add_key_login(cur, key_id, role)
     return key
 
 
@@ -104,6 +110,7 @@ def revoke_key(conn: connection, key_id: str) -> None:
         )
         if cur.fetchone() is None:
             raise UnknownKeyError(f"no API key {key_id!r} (python -m recommender keys list shows them)")
+        logins.drop_key_login(cur, key_id)
 
 
 def list_keys(conn: connection) -> list[KeyInfo]:

@@ -1,0 +1,54 @@
+"""Passwords the project makes for itself: from an environment variable, else generated once into ``.secrets/``.
+
+``.secrets/`` is git-ignored and only its owner may enter it (mode 0700, files 0600), so no
+secret is ever in the repository, in dbt's logs, or readable by another local user.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+SECRETS_DIR = Path(__file__).resolve().parent.parent / ".secrets"
+
+
+def secret_file(name: str, secrets_dir: Path = SECRETS_DIR) -> Path:
+    return secrets_dir / name
+
+
+def _private_file(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def generated(
+    name: str, variable: str, environ: Mapping[str, str] = os.environ, secrets_dir: Path = SECRETS_DIR
+) -> str:
+    """The secret ``name``: ``environ[variable]`` if set, else the file ``secrets_dir/name``, generated on first use."""
+    if value := environ.get(variable):
+        return value
+    path = secret_file(name, secrets_dir)
+    if not path.exists():
+        _private_file(path, secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
+
+def hint(name: str, variable: str, environ: Mapping[str, str] = os.environ, secrets_dir: Path = SECRETS_DIR) -> str:
+    """Where the secret is, for people: its variable, or its file."""
+    return f"${variable}" if environ.get(variable) else str(secret_file(name, secrets_dir))
+
+
+def write_pgpass(host: str, port: int, user: str, password: str, secrets_dir: Path = SECRETS_DIR) -> Path:
+    """A libpq password file with one entry, ``secrets_dir/pgpass``: plain psql and dbt find the password there."""
+
+    def escaped(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    path = secret_file("pgpass", secrets_dir)
+    _private_file(path, f"{escaped(host)}:{port}:*:{escaped(user)}:{escaped(password)}\n")
+    return path
