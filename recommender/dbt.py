@@ -20,6 +20,9 @@ SAMPLE_SEEDS = PROJECT_ROOT / "seeds" / "netflix"
 LIVE_EXPORT = PROJECT_ROOT / ".exports" / "live"
 
 
+DBT_LOCK_TIMEOUT = "60s"
+
+
 def dbt_env(
     target: Target,
     raw_dir: Path | None = None,
@@ -46,6 +49,8 @@ def dbt_env(
         "PYTHONWARNINGS": "ignore::RuntimeWarning:agate.type_tester",
         "NETFLIX_SCHEMA_SUFFIX": schema_suffix,
         "NETFLIX_APP_SCHEMA": app_schema,
+        # a reader's lock on a table dbt replaces makes dbt fail after a minute rather than wait without end
+        "PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} -c lock_timeout={DBT_LOCK_TIMEOUT}".strip(),
     }
     if raw_dir is not None:
         if not raw_dir.absolute().is_relative_to(project_dir.absolute()):

@@ -23,17 +23,19 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from psycopg2 import sql
+from psycopg2 import errors, sql
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, connection, cursor
 
 from recommender import activity, publish
 from recommender.dbt import LIVE_EXPORT
 from recommender.simulate import SimulationConfig, simulate
-from recommender.warehouse import PROJECT_ROOT, Target, count_rows, read_table
+from recommender.warehouse import PROJECT_ROOT, Target, count_rows, lock_holders, read_table
 
 LAYERS = ("raw", "staging", "core", "marts")
 NEXT, PREVIOUS, REFUSED = "__next", "__prev", "__refused"
@@ -319,14 +321,31 @@ def shrinkage(
 # switching and rolling back
 
 
+@contextmanager
+def _bounded(conn: connection, what: str, schemas: list[str]) -> Iterator[cursor]:
+    """A transaction on ``conn`` whose lock waits end after SWITCH_LOCK_TIMEOUT with a GenerationError
+    naming the sessions that held locks in ``schemas``."""
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT)))
+            yield cur
+    except errors.LockNotAvailable as exc:
+        with conn, conn.cursor() as cur:
+            holders = lock_holders(cur, schemas)
+        raise GenerationError(
+            f"{what} gave up after waiting {SWITCH_LOCK_TIMEOUT} for sessions holding tables of"
+            f" {', '.join(schemas)}: {holders}. Nothing changed; end them (or wait) and run again"
+        ) from exc
+
+
 def drop_previous(conn: connection) -> None:
     """Drop the generation kept for rollback, before a new one is switched in (its own transaction).
 
     Waits at most SWITCH_LOCK_TIMEOUT for transactions still reading it.
     """
-    with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT)))
-        _drop_schemas(cur, [schema(layer, PREVIOUS) for layer in LAYERS])
+    names = [schema(layer, PREVIOUS) for layer in LAYERS]
+    with _bounded(conn, "dropping the previous generation", names) as cur:
+        _drop_schemas(cur, names)
 
 
 def _rename(cur: cursor, renames: list[tuple[str, str]]) -> None:
@@ -346,8 +365,8 @@ def switch(conn: connection, generation: Generation, *, cohort_pending: bool) ->
     With ``cohort_pending`` the staged cohort replaces its user ids in app; with
     ``generation.run_id`` that staged run becomes current. Readers are never blocked.
     """
-    with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT)))
+    held = [*LAYERS, "app", "predictions"]
+    with _bounded(conn, "the switch", held) as cur:
         if cohort_pending:
             cur.execute((SQL_DIR / "apply_cohort.sql").read_text())
         live_names = _existing(cur, list(LAYERS))
@@ -384,8 +403,7 @@ def rollback(conn: connection) -> Generation:
             " export instead (make run RAW_DATA_DIR=...)"
         )
     swap = "__swap"
-    with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT)))
+    with _bounded(conn, "the rollback", [*LAYERS, "predictions"]) as cur:
         _rename(cur, [(layer, schema(layer, swap)) for layer in LAYERS])
         _rename(cur, [(schema(layer, PREVIOUS), layer) for layer in LAYERS])
         _rename(cur, [(schema(layer, swap), schema(layer, PREVIOUS)) for layer in LAYERS])

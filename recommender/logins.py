@@ -77,16 +77,23 @@ def _create(cur: cursor, name: str, password: str, groups: tuple[str, ...], kind
     cur.execute("select 1 from pg_roles where rolname = %s", (name,))
     if cur.fetchone():
         raise LoginError(f"a role named {name!r} exists on this server already: choose another name")
-    cur.execute(
-        sql.SQL("create role {} login password %s in role {}").format(
-            login, sql.SQL(", ").join(map(sql.Identifier, groups))
-        ),
-        (password,),
-    )
+    cur.execute(sql.SQL("create role {} login password %s").format(login), (password,))
+    # A member that may SET ROLE to its group may ALTER it (``alter role analyst set statement_timeout = 0``,
+    # its password): a person's login inherits the group's rights but may not become it (PostgreSQL 16+;
+    # 15 has no such option). A key's login keeps SET: /sql narrows an admin key to ``set local role analyst``.
+    cur.execute("select current_setting('server_version_num')::int >= 160000")
+    no_set = kind == "person" and cur.fetchone()[0]
+    for group in groups:
+        cur.execute(
+            sql.SQL("grant {} to {}{}").format(
+                sql.Identifier(group), login, sql.SQL(" with inherit true, set false" if no_set else "")
+            )
+        )
     cur.execute(sql.SQL("comment on role {} is %s").format(login), (_comment(database, kind),))
     cur.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(database), login))
-    # the group's limits as the login's own defaults: a session that keeps them needs no watchdog
-    for setting in [setting for group in groups for setting in _group_settings(cur, group)]:
+    # the group's limits as the login's own defaults: a session that keeps them needs no watchdog (an admin key's
+    # login, in both groups, has the rights of both: the analysts' read-only default is not its)
+    for setting in _group_settings(cur, groups[0]) if len(groups) == 1 else []:
         key, _, value = setting.partition("=")
         cur.execute(
             sql.SQL("alter role {} in database {} set {} = %s").format(
@@ -96,7 +103,7 @@ def _create(cur: cursor, name: str, password: str, groups: tuple[str, ...], kind
         )
     cur.execute("select rolsuper from pg_roles where rolname = current_user")
     if cur.fetchone()[0]:
-        limit = min((TEMP_FILE_LIMIT[group] for group in groups), key=_megabytes)
+        limit = max((TEMP_FILE_LIMIT[group] for group in groups), key=_megabytes)
         cur.execute(
             sql.SQL("alter role {} in database {} set temp_file_limit = %s").format(login, sql.Identifier(database)),
             (limit,),

@@ -173,6 +173,26 @@ def count_rows(cur: cursor, relations: Sequence[tuple[str, str]]) -> list[int]:
     return counts
 
 
+def lock_holders(cur: cursor, schemas: Sequence[str]) -> str:
+    """The other sessions that hold locks on relations in ``schemas``, in words: who to end after a lock timeout."""
+    cur.execute(
+        "select distinct session.pid, session.usename, session.application_name, session.state, session.xact_start"
+        " from pg_locks as held"
+        " join pg_class as relation on relation.oid = held.relation"
+        " join pg_stat_activity as session on session.pid = held.pid"
+        " where relation.relnamespace::regnamespace::text = any(%s) and held.granted"
+        " and held.pid <> pg_backend_pid() order by session.pid",
+        (list(schemas),),
+    )
+    described = [
+        f"pid {pid} ({user}, {application or 'no application name'}, {state}"
+        + (f", in a transaction since {started:%Y-%m-%d %H:%M:%S %Z}" if started else "")
+        + ")"
+        for pid, user, application, state, started in cur.fetchall()
+    ]
+    return "; ".join(described) or "none holds one any more"
+
+
 # pandas works in floats: numeric columns (scores, confidences) arrive as float, not Decimal
 NUMERIC_AS_FLOAT = psycopg2.extensions.new_type(
     psycopg2.extensions.DECIMAL.values, "NUMERIC_AS_FLOAT", lambda value, _: float(value) if value is not None else None

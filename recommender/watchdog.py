@@ -5,7 +5,7 @@ lets any session change its own ``statement_timeout``. The group roles' settings
 (``macros/create_access_roles.sql``: analyst's 60 s statements, idle transactions)
 are therefore enforced here for every member login, whatever it set: each second the
 watchdog cancels a member's statement that has run longer than its group's
-``statement_timeout`` (the tightest of its groups, a database's own setting first), ends
+``statement_timeout`` (a database's own setting first), ends
 a session idle in a transaction longer than ``idle_in_transaction_session_timeout``
 (an idle transaction's locks would stall a refresh), and, where the server runs on
 this machine, cancels a statement whose backend holds more private memory than
@@ -83,13 +83,13 @@ def _limits(conn: connection) -> dict[tuple[str, int], dict[str, str]]:
 
 
 def _limit(limits: Mapping[tuple[str, int], dict[str, str]], groups: list[str], database: int, name: str) -> float:
-    """The tightest limit ``name`` (ms) of the groups in this database; inf for none."""
+    """The limit ``name`` (ms) of a member of ``groups`` in this database, inf for none: a member of several
+    has the rights of each (an admin key's login), so the loosest applies."""
     found = []
     for group in groups:
         value = limits.get((group, database), {}).get(name) or limits.get((group, 0), {}).get(name)
-        if value is not None and (ms := milliseconds(value)) is not None:
-            found.append(ms)
-    return min(found, default=float("inf"))
+        found.append(float("inf") if value is None else milliseconds(value) or float("inf"))
+    return max(found, default=float("inf"))
 
 
 def _private_memory_mb(pid: int) -> float | None:

@@ -67,9 +67,10 @@ def warehouse(database: Target) -> Target:
 
 @pytest.fixture
 def watchdog(warehouse: Target) -> Iterator[None]:
-    """A watchdog sweeping every 0.2 s (the embedded server runs its own each second; this one is for both)."""
+    """A watchdog sweeping every 0.2 s, holding members' backends to 256 MB (the embedded server runs its own each
+    second; this one is for both servers)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "recommender.watchdog", "--interval", "0.2"],
+        [sys.executable, "-m", "recommender.watchdog", "--interval", "0.2", "--memory-limit", "256"],
         env={**os.environ, **warehouse.env()},
     )
     yield
@@ -156,6 +157,16 @@ def test_a_data_scientist_s_long_statement_is_theirs(warehouse: Target, person, 
     name, password = person("data_scientist")
     with closing(_as(warehouse, name, password)) as conn, conn.cursor() as cur:
         cur.execute("select pg_sleep(2.5)")  # no limit on the group: the watchdog leaves it be
+
+
+def test_a_statement_that_hoards_memory_is_stopped(warehouse: Target, person, watchdog) -> None:
+    if warehouse.host != "127.0.0.1":
+        pytest.skip("the watchdog reads a backend's memory only where the server runs on this machine")
+    name, password = person("data_scientist")  # no time limit: memory is what stops it
+    with closing(_as(warehouse, name, password)) as conn, conn.cursor() as cur:
+        cur.execute("set work_mem = '4GB'")
+        with pytest.raises(errors.QueryCanceled):  # about 1.6 GB of array if left alone
+            cur.execute("select cardinality(array_agg(g)) from generate_series(1, 200000000) as g")
 
 
 def test_an_idle_transaction_is_ended(warehouse: Target, person, watchdog) -> None:

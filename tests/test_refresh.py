@@ -28,7 +28,7 @@ from export_copies import copy_export, edit_file, edit_rows, resave_without_inde
 from psycopg2.extensions import cursor
 from queries import cli, query
 
-from recommender import exports, generations, pipeline, publish
+from recommender import exports, generations, pipeline
 from recommender.dbt import LIVE_EXPORT, run_dbt
 from recommender.exports import ORIGINAL_NAMES
 from recommender.simulate import SimulationConfig
@@ -188,7 +188,7 @@ def test_a_refused_generation_is_kept_for_inspection_and_lists_every_reason(live
     )
     assert "its warehouse generation was refused" in failed[0][1]
     assert query(
-        live.target, "select to_regclass(%s) is null", (f"predictions.{publish.partition_name(failed[0][0])}",)
+        live.target, "select to_regclass('predictions.' || predictions.partition_name(%s)) is null", (failed[0][0],)
     ) == [(True,)]
 
 
@@ -266,14 +266,6 @@ def _sql(statement: str) -> Callable[[cursor], bool]:
     return found
 
 
-def _staged_partition(cur: cursor) -> bool:
-    cur.execute("select run_id from predictions.model_runs where status = 'running'")
-    return any(
-        _sql(f"select to_regclass('predictions.{publish.partition_name(run_id)}') is not null")(cur)
-        for (run_id,) in cur.fetchall()
-    )
-
-
 STAGES = {
     # stage: (the line the refresh prints before it, the evidence that it is under way)
     "seed": ("refresh: catalogue", _sql("select exists (select from pg_tables where schemaname = 'raw__next')")),
@@ -283,7 +275,13 @@ STAGES = {
     "simulate": ("refresh: simulate", _sql("select to_regclass('app__cohort.users') is not null")),
     "activity": ("refresh: activity", _sql("select to_regclass('core__next.viewing_events') is not null")),
     "train": ("refresh: train", _sql("select exists (select from predictions.model_runs where status = 'running')")),
-    "publish": ("refresh: train", _staged_partition),
+    "publish": (
+        "refresh: train",
+        _sql(
+            "select exists (select from predictions.model_runs where status = 'running'"
+            " and to_regclass('predictions.' || predictions.partition_name(run_id)) is not null)"
+        ),
+    ),
     "quality": ("refresh: quality", _sql("select true")),
     "audit": ("refresh: audit", _sql("select true")),
     "switch": ("refresh: switch", _sql("select true")),
@@ -365,9 +363,9 @@ def test_the_refresh_after_kills_clears_their_leftovers(live: Live) -> None:
         == []
     )
     assert query(live.target, "select count(*) from predictions.model_runs where status = 'running'") == [(0,)]
-    runs = {
-        run_id for (run_id,) in query(live.target, "select run_id from predictions.model_runs where status = 'failed'")
-    }
+    failed = query(
+        live.target, "select predictions.partition_name(run_id) from predictions.model_runs where status = 'failed'"
+    )
     partitions = {
         name
         for (name,) in query(
@@ -376,7 +374,7 @@ def test_the_refresh_after_kills_clears_their_leftovers(live: Live) -> None:
             " where i.inhparent = 'predictions.recommendations'::regclass",
         )
     }
-    assert not {publish.partition_name(run_id) for run_id in runs} & partitions
+    assert not {name for (name,) in failed} & partitions
     orphaned = query(live.target, "select error from predictions.model_runs where error like 'the process publishing%'")
     assert orphaned, "a run killed while training is recognised as orphaned"
     live.assert_serving()
@@ -446,6 +444,24 @@ def test_rollback_returns_to_the_previous_generation_with_its_run(live: Live, tm
             assert after[name] == digest, name
     live.assert_serving()
     live.refresh()
+
+
+def test_a_reader_holding_the_previous_generation_bounds_the_wait_and_is_named(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with closing(live.target.connect()) as conn:
+        if generations.previous(conn) is None:
+            live.refresh()
+    monkeypatch.setattr(generations, "SWITCH_LOCK_TIMEOUT", "200ms")
+    with closing(live.target.connect()) as reader, closing(live.target.connect()) as conn:
+        with reader.cursor() as cur:  # a transaction left open on the previous generation
+            cur.execute("select count(*), pg_backend_pid() from marts__prev.catalogue")
+            reader_pid = cur.fetchone()[1]
+        with pytest.raises(generations.GenerationError, match=rf"gave up after waiting 200ms .*pid {reader_pid} "):
+            generations.drop_previous(conn)
+        assert generations.previous(conn) is not None  # nothing dropped
+        reader.rollback()
+    live.assert_serving()
 
 
 def test_rollback_refuses_a_catalogue_the_activity_outgrew(live: Live, tmp_path: Path) -> None:

@@ -66,9 +66,17 @@ class KeyInfo:
 
 
 def ensure_schema(conn: connection) -> None:
-    """Create schema ``api`` and its tables if missing: the API does at start, the ``keys`` command before its work."""
+    """Create schema ``api`` and its tables if missing, and the logins of keys made before keys had them:
+    the API does at start, the ``keys`` command before its work."""
     with conn, conn.cursor() as cur:
         cur.execute(DDL)
+        cur.execute(
+            "select key_id, role from api.keys where revoked_at is null"
+            " and not exists (select from pg_roles where rolname = %s || key_id)",
+            (logins.key_login(""),),
+        )
+        for key_id, role in cur.fetchall():
+            logins.add_key_login(cur, key_id, role)
 
 
 def key_hash(key: str) -> bytes:
