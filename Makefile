@@ -45,7 +45,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint models macros tests analyses recommender/sql
 
-bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and API speed (each prints its baseline)
+bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and API speed, API memory (each prints its baseline)
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
 	$(BIN)/python bench/refresh_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
 	$(BIN)/python bench/activity_speed.py
@@ -53,6 +53,7 @@ bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and A
 	$(BIN)/python bench/als_speed.py
 	$(BIN)/python bench/publish_speed.py
 	$(BIN)/python bench/api_speed.py  # needs wrk: apt-get install wrk
+	$(BIN)/python bench/api_memory.py
 
 sample: $(INSTALLED)  ## regenerate the committed sample export and the ISO 3166 reference seed
 	$(BIN)/python -m recommender sample

@@ -42,7 +42,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,15 +197,27 @@ def http_get(url: str, key: str | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def start_api(target: Target, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str] | str:
-    """Start ``python -m recommender serve``; the process and its URL once it answers, else why not."""
+# wrk sends one key's requests at thousands a second, far past the API's default rate per key (100/s):
+# the limit is off here, so that what is measured is the API's own throughput, not the limiter's 429s
+NO_RATE_LIMIT = {"NETFLIX_API_RATE_PER_S": "0"}
+
+
+def start_api(
+    target: Target, workers: int, log: Path, environ: Mapping[str, str]
+) -> tuple[subprocess.Popen[bytes], str] | str:
+    """Start ``python -m recommender serve`` with ``environ`` added; the process and its URL once it answers,
+    else why not."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "recommender", "serve", "--port", str(port), "--workers", str(workers)]
     offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command, env={**os.environ, **target.env()}, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, **target.env(), **environ},
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     deadline, answered = time.monotonic() + 60, None
     while process.poll() is None and time.monotonic() < deadline:
@@ -234,18 +246,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def api_server(target: Target, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+def api_server(
+    target: Target, workers: int, log: Path, environ: Mapping[str, str] = NO_RATE_LIMIT
+) -> Iterator[tuple[str, int]]:
     """The API on a free port of loopback: its URL and pid, once /health answers; a failed start is tried again once.
 
     (Several workers run the app's startup DDL at once; PostgreSQL may refuse one with "tuple
     concurrently updated", and the whole server stops.)
     """
-    started = start_api(target, workers, log)
+    started = start_api(target, workers, log, environ)
     if isinstance(started, str):
         lines = started.splitlines()
         cause = next((line for line in reversed(lines) if "Error" in line), lines[-1])
         print(f"    {lines[0]}; {cause.strip()!r}; starting it again")
-        started = start_api(target, workers, log)
+        started = start_api(target, workers, log, environ)
         if isinstance(started, str):
             raise SystemExit(started)
     process, url = started
@@ -315,9 +329,9 @@ def percentile(ordered: list[float], pct: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered)) - 1))]
 
 
-def create_key(target: Target) -> str:
+def create_key(target: Target, role: str = "data_scientist") -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "recommender", "keys", "create", "--role", "data_scientist", "--name", "bench"],
+        [sys.executable, "-m", "recommender", "keys", "create", "--role", role, "--name", f"bench {role}"],
         env={**os.environ, **target.env()},
         cwd=PROJECT_ROOT,
         capture_output=True,

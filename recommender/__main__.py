@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg2
 
-from recommender import activity, exports, generations, pipeline, publish, train
+from recommender import activity, exports, generations, logins, pipeline, publish, train, watchdog
 from recommender.api import keys
 from recommender.api.client import ApiClient, ApiError
 from recommender.countries import REFERENCE_SEED, write_reference
@@ -29,6 +29,7 @@ from recommender.warehouse import (
     Target,
     embedded_server,
     ensure_database,
+    start_embedded,
     target_from_env,
 )
 
@@ -37,7 +38,7 @@ def _warehouse() -> Target:
     """The target the environment selects, its database created if missing (and the embedded server started)."""
     target = target_from_env()
     if target.embedded:
-        embedded_server().start()
+        start_embedded(embedded_server())
     ensure_database(target)
     return target
 
@@ -109,16 +110,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    client = _api_client(args)
     try:
-        with closing(_warehouse().connect()) as conn:  # the owner's connection publishes, even with --api
-            print(train.train(conn, args.model, k=args.k, read=client.read_table if client else None))
+        with _api_client(args) or closing(_warehouse().connect()) as source:
+            if isinstance(source, ApiClient):  # the whole run over HTTP, as the key's login
+                print(train.train(None, args.model, k=args.k, read=source.read_table, runs=source))
+            else:
+                print(train.train(source, args.model, k=args.k))
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if client:
-            client.close()
     return 0
 
 
@@ -166,6 +166,24 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access(args: argparse.Namespace) -> int:
+    if args.action == "watchdog":
+        return watchdog.main(args.extra)
+    with closing(_warehouse().connect()) as conn:
+        if args.action == "add":
+            password = logins.add_login(conn, args.name, args.role)
+            print(f"login {args.name} ({args.role}) for database {conn.info.dbname}; its password (shown once):")
+            print(password)
+            print(f"change it with: alter role {args.name} password '...'; (in psql: \\password)")
+        elif args.action == "revoke":
+            logins.revoke_login(conn, args.name)
+            print(f"login {args.name} revoked: its sessions ended, what it created passed to the owner")
+        else:
+            for login in logins.list_logins(conn):
+                print(f"{login.name:<24}  {login.kind:<6}  {','.join(login.groups):<24}  {login.sessions} session(s)")
+    return 0
+
+
 def cmd_check_export(args: argparse.Namespace) -> int:
     with closing(_warehouse().connect()) as conn:
         counts = exports.check(conn, exports.locate(args.folder))
@@ -193,7 +211,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def cmd_server(args: argparse.Namespace) -> int:
     server = embedded_server()
     if args.action == "start":
-        changed = server.start()
+        changed = start_embedded(server)
     elif args.action == "stop":
         changed = server.stop()
     else:
@@ -308,7 +326,7 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--api",
         metavar="URL",
-        help="read the marts through the HTTP API at URL (key in NETFLIX_API_KEY); publishing still connects as owner",
+        help="read the marts and publish through the HTTP API at URL (a data_scientist key in NETFLIX_API_KEY)",
     )
     fit.set_defaults(func=cmd_train)
 
@@ -326,6 +344,21 @@ def parser() -> argparse.ArgumentParser:
     key_actions.add_parser("revoke", help="revoke a key at once").add_argument("key_id")
     key_actions.add_parser("list", help="every key: id, role, state, name (never the key)")
     api_keys.set_defaults(func=cmd_keys)
+
+    people = commands.add_parser("access", help="people's own database logins, and the watchdog of their limits")
+    people_actions = people.add_subparsers(dest="action", required=True)
+    add = people_actions.add_parser("add", help="create a login of a person's own and print its password (once)")
+    add.add_argument("name", help="the login, e.g. alice (lower case letters, digits, _)")
+    add.add_argument("--role", required=True, choices=logins.GROUPS, help="the group it is a member of")
+    people_actions.add_parser("revoke", help="drop a person's login at once").add_argument("name")
+    people_actions.add_parser("list", help="this database's logins: people's and API keys'")
+    guard = people_actions.add_parser(
+        "watchdog",
+        help="enforce the groups' limits on a server of your own (the embedded one has its own)",
+        description="Options: those of python -m recommender.watchdog (--interval, --memory-limit).",
+    )
+    guard.set_defaults(passes_extra=True)  # its options are python -m recommender.watchdog's
+    people.set_defaults(func=cmd_access)
 
     commands.add_parser("rollback", help="make the previous published run current again").set_defaults(
         func=cmd_rollback
@@ -381,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         train.TrainError,
         publish.PublishError,
         EmbeddedServerError,
+        logins.LoginError,
         LookupError,
         psycopg2.Error,
     ) as exc:

@@ -38,6 +38,8 @@ AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 PLANS = ("basic", "standard", "premium")
 DEVICES = ("tv", "mobile", "tablet", "web")
 RATINGS = (1, 2, 3, 4, 5)  # stars
+# when a viewing or a rating may be: the years 1900 to 2100 of UTC, as the HTTP API's schemas check them
+EARLIEST, TOO_LATE = pd.Timestamp("1900-01-01", tz="UTC"), pd.Timestamp("2101-01-01", tz="UTC")
 BATCH_KINDS = ("users", "viewing_events", "ratings")  # also the app table each kind is written to
 # the patterns that app.batches' kind check must contain to allow every kind (as pg_get_constraintdef writes it)
 _KIND_PATTERNS = ", ".join(f"'%''{kind}''::text%'" for kind in BATCH_KINDS)
@@ -139,7 +141,9 @@ class EventBatch(pa.DataFrameModel):
     event_id: Series[int] = pa.Field(unique=True)
     user_id: Series[int] = pa.Field(gt=0)
     content_id: Series[str] = pa.Field(str_matches=r"^t[ms][0-9]+$")
-    started_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
+    started_at: Series[pd.DatetimeTZDtype] = pa.Field(
+        ge=EARLIEST, lt=TOO_LATE, dtype_kwargs={"unit": "us", "tz": "UTC"}
+    )
     seconds_watched: Series[int] = pa.Field(ge=0)
     completion_ratio: Series[float] = pa.Field(ge=0, le=1)
     rating: Series[pd.Int16Dtype] = pa.Field(ge=1, le=5, nullable=True)
@@ -162,7 +166,7 @@ class RatingBatch(pa.DataFrameModel):
     user_id: Series[int] = pa.Field(gt=0)
     content_id: Series[str] = pa.Field(str_matches=r"^t[ms][0-9]+$")
     rating: Series[pd.Int16Dtype] = pa.Field(isin=RATINGS)  # isin, not a range: 4.5 stars is refused, not cut to 4
-    rated_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
+    rated_at: Series[pd.DatetimeTZDtype] = pa.Field(ge=EARLIEST, lt=TOO_LATE, dtype_kwargs={"unit": "us", "tz": "UTC"})
 
     class Config:
         strict = True

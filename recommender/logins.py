@@ -37,6 +37,10 @@ KEY_GROUPS = {"analyst": ("analyst",), "data_scientist": ("data_scientist",), "a
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 KEY_SECRET = ("key_login_secret", "NETFLIX_KEY_LOGIN_SECRET")  # the secret's file and variable
 TEMP_FILE_LIMIT = {"analyst": "1GB", "data_scientist": "20GB"}  # a superuser's setting: no session can lift it
+# Sessions one login may hold at once (only CREATEROLE may change it): without a limit one login could take every
+# connection the server has (max_connections, 100 by default) and lock everybody else out. A key's login serves
+# /sql, a connection per request (at most recommender.api.database.SQL_CONNECTIONS per API process).
+CONNECTION_LIMIT = {"person": 10, "key": 25}
 
 
 class LoginError(ValueError):
@@ -77,12 +81,15 @@ def _create(cur: cursor, name: str, password: str, groups: tuple[str, ...], kind
     cur.execute("select 1 from pg_roles where rolname = %s", (name,))
     if cur.fetchone():
         raise LoginError(f"a role named {name!r} exists on this server already: choose another name")
-    cur.execute(sql.SQL("create role {} login password %s").format(login), (password,))
+    cur.execute(
+        sql.SQL("create role {} login password %s connection limit %s").format(login),
+        (password, CONNECTION_LIMIT[kind]),
+    )
     # A member that may SET ROLE to its group may ALTER it (``alter role analyst set statement_timeout = 0``,
-    # its password): a person's login inherits the group's rights but may not become it (PostgreSQL 16+;
-    # 15 has no such option). A key's login keeps SET: /sql narrows an admin key to ``set local role analyst``.
+    # its password): a login inherits the group's rights but may not become it (PostgreSQL 16+; 15 has no
+    # such option, see the README)
     cur.execute("select current_setting('server_version_num')::int >= 160000")
-    no_set = kind == "person" and cur.fetchone()[0]
+    no_set = cur.fetchone()[0]
     for group in groups:
         cur.execute(
             sql.SQL("grant {} to {}{}").format(

@@ -1,37 +1,47 @@
 """Publishing a model run's recommendations to schema ``predictions``, atomically, with rollback.
 
-A run is registered by ``start_run`` ('running') and published by ``publish``:
+Runs change only through the security definer functions of ``sql/predictions_door.sql``
+(the door): the owner's code and a data scientist's go through the same functions, each
+checking the run's state and who started it, and nobody but the owner may write
+predictions' tables directly. A run is registered by ``start_run`` ('running') and
+published by ``publish`` (``stage``, then ``finish``):
 
 1. the recommendations are checked whole (``PublishError`` names each bad column and row);
-2. in one transaction, its rows go by one streamed COPY into a new table of their own,
-   ``predictions.recommendations_<run>`` (a CHECK ``run_id = '<run>'`` lets the ATTACH
-   skip its validation scan), which gets its primary key and is attached as a partition
-   of ``predictions.recommendations``. ATTACH takes only SHARE UPDATE EXCLUSIVE on the
-   parent, so readers are never blocked; the new rows belong to a run that is not current;
+2. in one transaction, ``open_rows`` creates a new table of the run's own,
+   ``predictions.recommendations_<run>`` (a CHECK ``run_id = '<run>'`` lets the ATTACH skip
+   its validation scan), its rows go into it by one streamed COPY, and ``attach_rows``
+   builds its primary key and attaches it as a partition of ``predictions.recommendations``.
+   ATTACH takes only SHARE UPDATE EXCLUSIVE on the parent, so readers are never blocked;
+   the new rows belong to a run that is not current;
 3. it waits until every transaction that held a lock on ``predictions.recommendations``
-   before the attach has ended (as CREATE INDEX CONCURRENTLY does). A query planned before
-   the attach does not know the new partition; were the run made current while such a
-   query takes its snapshot, it would see no rows at all. Measured: without this wait,
-   about 1 % of the reads made during rapid publishes saw an empty set;
+   has ended (as CREATE INDEX CONCURRENTLY does): once before the attach, so that a reader
+   that never ends fails the publish with nothing attached, and once after its commit,
+   which ``make_current`` insists on. A query planned before the attach does not know the
+   new partition; were the run made current while such a query takes its snapshot, it
+   would see no rows at all. Measured: without this wait, about 1 % of the reads made
+   during rapid publishes saw an empty set;
 4. in one transaction, the previous run stops being current and this one becomes current.
    Readers of ``predictions.current_recommendations`` see the old run's rows, then the new
    run's, never an empty, partial or mixed set;
-5. partitions beyond the newest ``keep`` published or rolled-back runs are detached
-   concurrently and dropped; failing to do so is reported and never fails the publish.
+5. partitions beyond the newest ``keep`` published or rolled-back runs are given up (they
+   can never be current again), then detached concurrently and dropped; failing to drop
+   them is reported and never fails the publish. Detaching is the owner's: a data
+   scientist's publish leaves the dropping to the owner's next prune (every ``make run``).
+
+Every lock wait is bounded (``lock_timeout``; the waits of step 3 by ``reader_wait_s``) and
+its error names the sessions waited for. The switch of the current run is serialised by a
+row lock that only the owner's functions can take, so no reader can stall it.
 
 A failure at any step marks the run 'failed' with its error and leaves no partition
-behind (one attached before the failure is detached and dropped; if a reader blocks that,
-the next publish's pruning drops it); the previous run stays current, its rows untouched.
-``rollback`` makes the previous published run current again.
+behind (a failure before the attach commits leaves none; one attached is dropped by the
+owner, or by the next prune if a reader blocks that); the previous run stays current, its
+rows untouched. ``rollback`` makes the previous published run current again.
 
 The rows are written with COPY FREEZE (the table is new in the transaction): readers never
 set hint bits on them and index-only scans work at once. As PostgreSQL documents for FREEZE,
 a REPEATABLE READ transaction older than the publish that reads the parent table directly
 can see the new run's rows (never through ``current_recommendations``, which joins the
 current run as of its snapshot).
-
-Publishing needs the owner of ``predictions.recommendations`` (ATTACH and DETACH are the
-owner's), i.e. the warehouse owner, not the data_scientist role.
 """
 
 from __future__ import annotations
@@ -39,101 +49,69 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
-import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg2
 import pyarrow as pyarrow_lib
 import pyarrow.compute as pyarrow_compute
 import pyarrow.csv as pyarrow_csv
-from psycopg2 import sql
+from psycopg2 import errors, sql
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, connection, cursor
+
+from recommender import access
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "predictions"
-PARENT = "recommendations"
+# the schema's tables and helpers, then the door's functions; run in this order
+SQL_FILES = tuple(Path(__file__).with_name("sql") / name for name in ("predictions.sql", "predictions_door.sql"))
 COLUMNS = ("user_id", "content_id", "score", "rank", "reason")  # what ``publish`` takes, in COPY order
 MAX_RANK = 32767  # rank is a smallint
-# One key for the advisory lock that serialises switching the current run and pruning.
-SWITCH_LOCK = int.from_bytes(hashlib.sha256(b"predictions.publish").digest()[:8], "big", signed=True)
 COPY_BATCH_ROWS = 65_536  # rows rendered to CSV at a time while the server parses the previous batch
-INDEX_MEMORY = "256MB"  # maintenance_work_mem for the primary key build (2M rows need about 150 MB)
+LOCK_TIMEOUT = "5s"  # the longest any one lock wait of the publisher may take (switches wait for switches)
+READER_WAIT_S = 300.0  # the longest a publish waits for readers that planned before its attach
 WARN_AFTER_S = 5.0  # log the sessions a publish waits for after this many seconds
-
-DDL = """
-create schema if not exists predictions;
-
-create table if not exists predictions.model_runs (
-    run_id text primary key,
-    model text not null,
-    parameters jsonb not null default '{}',
-    data_snapshot jsonb not null default '{}',
-    metrics jsonb not null default '{}',
-    timings jsonb not null default '{}',
-    status text not null check (status in ('running', 'published', 'failed', 'rolled_back')),
-    is_current boolean not null default false,
-    user_count integer,
-    row_count bigint,
-    error text,
-    backend_pid integer,  -- the session that registered the run: a run whose session ended while
-    backend_start timestamptz,  -- running is recognised as orphaned (see reap_orphans)
-    started_at timestamptz not null default now(),
-    finished_at timestamptz,
-    published_at timestamptz
-);
-
--- warehouses created before runs recorded their session
-alter table predictions.model_runs add column if not exists backend_pid integer,
-    add column if not exists backend_start timestamptz;
-
--- at most one current run
-create unique index if not exists model_runs_one_current on predictions.model_runs (is_current) where is_current;
-
--- one partition per run; the primary key leads with user_id: it serves lookups of one user, and
--- builds faster than one leading with run_id (the same value in every row of a partition)
-create table if not exists predictions.recommendations (
-    run_id text not null,
-    user_id bigint not null,
-    content_id text not null,
-    score real not null,
-    rank smallint not null check (rank > 0),
-    reason text not null,
-    primary key (user_id, rank, run_id)
-) partition by list (run_id);
-
--- the current run's rows, for the API and analysts; created once (replacing it would lock out readers)
-do $$
-begin
-    if to_regclass('predictions.current_recommendations') is null then
-        create view predictions.current_recommendations as
-            select recommendations.* from predictions.recommendations
-            inner join predictions.model_runs
-                on recommendations.run_id = model_runs.run_id and model_runs.is_current;
-    end if;
-end
-$$;
-"""
-
-OBJECTS = ("model_runs", "model_runs_one_current", "recommendations", "current_recommendations")
-ORPHANED = "the process publishing it ended while it was running (its database session {pid} is gone)"
+# SQLSTATEs of the door's refusals: a bad argument, no such run, another login's run, a run in the wrong state
+REFUSALS = frozenset({"22023", "P0002", "42501", "55000"})
 
 
 class PublishError(ValueError):
     """Recommendations refused, or a publish or rollback that cannot be done; the message says why.
 
-    ``problems`` holds one line per bad column or row group when the recommendations were refused.
+    ``problems`` holds one line per bad column or row group when the recommendations were refused;
+    ``code`` the SQLSTATE when the door refused (22023, P0002, 42501 or 55000) or a wait for readers ran out
+    (55P03), None otherwise.
     """
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, problems: list[str] | None = None, code: str | None = None) -> None:
         self.problems = problems or []
+        self.code = code
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A run's rows attached (``stage``): how many, for how many users, seconds per step."""
+
+    rows: int
+    users: int
+    steps: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A staged run made current (``finish``), or only its results recorded (``current=False``)."""
+
+    previous_run: str | None  # the run that was current before, None for the first publish (or not current)
+    steps: dict[str, float]  # seconds per step, pruning included
+    pruned: list[str] = field(default_factory=list)  # runs whose partitions were dropped
+    prune_error: str | None = None  # why pruning stopped, if it did (the publish stands)
 
 
 @dataclass(frozen=True)
@@ -157,30 +135,58 @@ class PublishResult:
         )
 
 
+@contextmanager
+def _door() -> Iterator[None]:
+    """The door's refusals as PublishError (its message and hint); other errors, lock timeouts included, as they are."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        if exc.pgcode not in REFUSALS:
+            raise
+        hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+        raise PublishError(f"{exc.diag.message_primary}{hint}", code=exc.pgcode) from exc
+
+
+@contextmanager
+def _transaction(conn: connection, lock_timeout: str) -> Iterator[cursor]:
+    """A transaction on ``conn`` (committed at the end) whose every lock wait ends after ``lock_timeout``."""
+    with _door(), conn, conn.cursor() as cur:
+        cur.execute("select set_config('lock_timeout', %s, true)", (lock_timeout,))
+        yield cur
+
+
 def ensure_schema(conn: connection) -> None:
-    """Create schema ``predictions``, its tables and view if missing (idempotent).
+    """Create or update schema ``predictions``: its tables, view and door (idempotent).
 
-    When all exist it only looks them up, so a role that may not create (data_scientist)
-    can call it, and readers of the view are never locked out.
+    The SQL runs only when it differs from what the warehouse has (its digest is the schema's
+    comment), as the owner; then the access roles get their rights on it, if they exist (so a
+    warehouse built before loses rights it no longer should have). When it is up to date it
+    only looks, so a data scientist may call it, and readers are never locked out.
     """
+    text = "\n".join(path.read_text() for path in SQL_FILES)
+    version = f"netflix_warehouse predictions {hashlib.sha256(text.encode()).hexdigest()[:16]}"
     with conn, conn.cursor() as cur:
-        cur.execute(
-            "select count(*) from unnest(%s::text[]) as name where to_regclass('predictions.' || name) is not null",
-            (list(OBJECTS),),
-        )
-        present = cur.fetchone()[0]
-        cur.execute(
-            "select count(*) from information_schema.columns"
-            " where table_schema = 'predictions' and table_name = 'model_runs' and column_name = 'backend_start'"
-        )
-        if present < len(OBJECTS) or not cur.fetchone()[0]:
-            cur.execute(DDL)
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """``run-YYYYMMDDTHHMMSS-<6 hex>`` (UTC): sorts by start time, to the second."""
-    now = now or datetime.now(UTC)
-    return f"run-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+        cur.execute("select obj_description(to_regnamespace('predictions'), 'pg_namespace')")
+        if cur.fetchone()[0] == version:
+            return
+    try:
+        with _transaction(conn, LOCK_TIMEOUT) as cur:
+            cur.execute(text)
+            cur.execute("comment on schema predictions is %s", (version,))
+            cur.execute(
+                "select bool_and(to_regrole(name) is not null) from unnest(%s::text[]) as name", (list(access.GROUPS),)
+            )
+            groups = cur.fetchone()[0]
+    except PublishError as exc:
+        if exc.code != "42501":
+            raise
+        raise PublishError(
+            "schema predictions is missing or older than this code, and only the warehouse owner may update it:"
+            " ask them to run make run",
+            code=exc.code,
+        ) from exc
+    if groups:
+        access.prepare_python_schemas(conn)
 
 
 def _plain(value: object) -> object:
@@ -204,42 +210,38 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(_plain(value or {}), sort_keys=True)
 
 
-def start_run(conn: connection, model: str, parameters: dict[str, Any], data_snapshot: dict[str, Any]) -> str:
+def start_run(
+    conn: connection,
+    model: str,
+    parameters: dict[str, Any],
+    data_snapshot: dict[str, Any],
+    *,
+    session_bound: bool = True,
+) -> str:
     """Register a new run of ``model`` as 'running' (committed) and return its run_id.
 
     ``parameters`` (the model's) and ``data_snapshot`` (what it trained on) are stored as JSON.
-    The run records this connection's session: should it end while the run is running
-    (the process was killed), ``reap_orphans`` marks the run failed.
+    With ``session_bound`` the run records this connection's session: should it end while the
+    run is running (the process was killed), ``reap_orphans`` marks the run failed. A run
+    started for a client of the HTTP API, whose connections come and go, is not bound.
     """
     ensure_schema(conn)
-    run_id = new_run_id()
-    with conn, conn.cursor() as cur:
+    with _transaction(conn, LOCK_TIMEOUT) as cur:
         cur.execute(
-            "insert into predictions.model_runs"
-            " (run_id, model, parameters, data_snapshot, status, backend_pid, backend_start)"
-            " select %s, %s, %s, %s, 'running', pid, backend_start from pg_stat_activity where pid = pg_backend_pid()",
-            (run_id, model, _json(parameters), _json(data_snapshot)),
+            "select predictions.start_run(%s, %s::jsonb, %s::jsonb, %s)",
+            (model, _json(parameters), _json(data_snapshot), session_bound),
         )
-    return run_id
+        return cur.fetchone()[0]
 
 
 def reap_orphans(conn: connection) -> list[str]:
     """Mark 'failed' every running run whose registering session has ended; the runs marked.
 
     A process killed while it trained or published leaves its run 'running'; its database
-    session ends with it. The session is matched by pid and start time, so a new session
-    that reuses the pid is not taken for it. Their partitions go at the next prune.
+    session ends with it. Their partitions go at the next prune.
     """
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            "update predictions.model_runs as runs"
-            " set status = 'failed', finished_at = now(), error = replace(%s, '{pid}', runs.backend_pid::text)"
-            " where runs.status = 'running' and runs.backend_pid is not null and not exists ("
-            "   select from pg_stat_activity as sessions"
-            "   where sessions.pid = runs.backend_pid and sessions.backend_start = runs.backend_start"
-            " ) returning run_id",
-            (ORPHANED,),
-        )
+    with _transaction(conn, LOCK_TIMEOUT) as cur:
+        cur.execute("select run_id from predictions.reap_orphans() as run_id")
         return sorted(run_id for (run_id,) in cur.fetchall())
 
 
@@ -251,46 +253,29 @@ def current_run(conn: connection) -> str | None:
     return row[0] if row else None
 
 
-def fail_run(conn: connection, run_id: str, error: str) -> None:
+def fail_run(conn: connection, run_id: str, error: str, lock_timeout: str = LOCK_TIMEOUT) -> None:
     """Mark a running run 'failed' with ``error`` (its own transaction) and drop its partition if any.
 
     An open transaction on ``conn`` is rolled back first. A run already failed keeps its
-    first error. A run published or rolled back cannot fail: PublishError.
+    first error. A run published or rolled back cannot fail: PublishError. Only the owner
+    drops partitions; a data scientist's failed run leaves its partition (if it got that
+    far) to the owner's next prune.
     """
     if conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
         conn.rollback()
-    with conn, conn.cursor() as cur:
+    with _transaction(conn, lock_timeout) as cur:
+        cur.execute("select predictions.fail_run(%s, %s)", (run_id, error))
         cur.execute(
-            "update predictions.model_runs set status = 'failed', error = %s, finished_at = now()"
-            " where run_id = %s and status = 'running' returning run_id",
-            (error, run_id),
+            "select predictions.is_owner(), predictions.partition_name(%s),"
+            " to_regclass(format('predictions.%%I', predictions.partition_name(%s))) is not null",
+            (run_id, run_id),
         )
-        if cur.fetchone() is None:
-            status = _status(cur, run_id)
-            if status is None:
-                raise PublishError(f"there is no run {run_id!r} in predictions.model_runs")
-            if status != "failed":
-                raise PublishError(f"run {run_id} is {status}; only a running run can fail")
-    try:
-        if _partition_exists(conn, run_id):
-            _drop_tables(conn, [partition_name(run_id)])
-    except Exception as exc:  # pruning drops it later
-        log.warning("the partition of failed run %s stays until the next publish prunes it: %s", run_id, exc)
-
-
-def _status(cur: cursor, run_id: str) -> str | None:
-    cur.execute("select status from predictions.model_runs where run_id = %s", (run_id,))
-    row = cur.fetchone()
-    return row[0] if row else None
-
-
-def partition_name(run_id: str) -> str:
-    """The name (in schema predictions) of the table that holds ``run_id``'s rows."""
-    slug = re.sub(r"[^a-z0-9]+", "_", run_id.lower().removeprefix("run-")).strip("_")
-    name = f"{PARENT}_{slug}"
-    if len(name) > 63 or not slug:  # PostgreSQL's identifier limit
-        name = f"{name[:46]}_{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
-    return name
+        owner, name, exists = cur.fetchone()
+    if owner and exists:
+        try:
+            _drop_tables(conn, [name], lock_timeout)
+        except Exception as exc:  # pruning drops it later
+            log.warning("the partition of failed run %s stays until the next prune drops it: %s", run_id, exc)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -451,121 +436,184 @@ class _CsvStream:
         return sink.getvalue().to_pybytes()
 
 
-def _partition(run_id: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(partition_name(run_id)))
-
-
-def _write_partition(conn: connection, run_id: str, table: pyarrow_lib.Table, steps: dict[str, float]) -> None:
-    """Create the run's table, COPY its rows, build its key and attach it, in one transaction (committed)."""
-    part, run = _partition(run_id), sql.Literal(run_id)
-    with conn, conn.cursor() as cur:
-        started = time.perf_counter()
-        cur.execute(sql.SQL("set local maintenance_work_mem = {}").format(sql.Literal(INDEX_MEMORY)))
-        cur.execute(
-            sql.SQL(
-                "create table {} (like predictions.recommendations including defaults including constraints)"
-            ).format(part)
-        )
-        # run_id is not in the COPY stream: the default fills it; the check lets ATTACH skip its scan
-        cur.execute(
-            sql.SQL("alter table {} alter column run_id set default {}, add constraint {} check (run_id = {})").format(
-                part, run, sql.Identifier(f"{partition_name(run_id)}_run"), run
-            )
-        )
-        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        # FREEZE: the table is new in this transaction, so its rows can be written frozen and all-visible
-        # (no hint bits for readers to set later, index-only scans at once)
-        copy = sql.SQL("copy {} ({}) from stdin with (format csv, freeze)").format(part, columns)
-        _copy(cur, copy.as_string(conn), table)
-        steps["copy"] = time.perf_counter() - started
-        started = time.perf_counter()
-        cur.execute(sql.SQL("alter table {} add primary key (user_id, rank, run_id)").format(part))
-        steps["index"] = time.perf_counter() - started
-        started = time.perf_counter()
-        _attach(cur, part, run)
-    steps["attach"] = time.perf_counter() - started
-
-
 def _copy(cur: cursor, statement: str, table: pyarrow_lib.Table) -> None:
     cur.copy_expert(statement, _CsvStream(table))
 
 
-def _attach(cur: cursor, part: sql.Composed, run: sql.Literal) -> None:
-    cur.execute(
-        sql.SQL("alter table predictions.recommendations attach partition {} for values in ({})").format(part, run)
-    )
+def _write_partition(
+    conn: connection,
+    run_id: str,
+    table: pyarrow_lib.Table,
+    steps: dict[str, float],
+    readers: _Readers,
+    lock_timeout: str,
+) -> None:
+    """The door's open_rows, COPY FREEZE of the rows, the wait for readers and attach_rows, in one transaction."""
+    with _transaction(conn, lock_timeout) as cur:
+        started = time.perf_counter()
+        cur.execute("select predictions.open_rows(%s)", (run_id,))
+        (name,) = cur.fetchone()  # quoted by the door
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        # FREEZE: the table is new in this transaction, so its rows can be written frozen and all-visible
+        # (no hint bits for readers to set later, index-only scans at once)
+        copy = sql.SQL("copy {} ({}) from stdin with (format csv, freeze)").format(sql.SQL(name), columns)
+        _copy(cur, copy.as_string(conn), table)
+        steps["copy"] = time.perf_counter() - started
+        started = time.perf_counter()
+        readers.wait(cur)
+        steps["wait_for_readers"] = time.perf_counter() - started
+        started = time.perf_counter()
+        cur.execute("select predictions.attach_rows(%s)", (run_id,))
+    steps["attach"] = time.perf_counter() - started
 
 
-def _wait_for_older_readers(conn: connection, timeout: float) -> None:
-    """Wait until every transaction holding a lock on predictions.recommendations now has ended.
+class _Readers:
+    """The waits of one publish for transactions that may have planned without its partition (module docstring),
+    ``timeout`` seconds for all of them together."""
 
-    Those may have planned a query without the partition just attached; after they end,
-    every query knows it. PublishError after ``timeout`` seconds, naming the sessions.
+    def __init__(self, run_id: str, timeout: float) -> None:
+        self.run_id, self.timeout = run_id, timeout
+        self.deadline = time.monotonic() + timeout
+
+    def _open(self, cur: cursor, seconds: float) -> str | None:
+        cur.execute("select predictions.wait_for_readers(%s, %s)", (self.run_id, max(0.0, seconds)))
+        return cur.fetchone()[0]
+
+    def wait(self, cur: cursor) -> None:
+        """Wait until the transactions holding a lock on predictions.recommendations now have ended; after the
+        attach has committed, the door records it. PublishError naming them once ``timeout`` has passed."""
+        still_open = self._open(cur, min(WARN_AFTER_S, self.deadline - time.monotonic()))
+        if still_open and self.deadline > time.monotonic():
+            log.warning(
+                "publish of %s waits for transactions reading predictions.recommendations: %s", self.run_id, still_open
+            )
+            still_open = self._open(cur, self.deadline - time.monotonic())
+        if still_open:
+            raise PublishError(
+                f"gave up after {self.timeout:g} s waiting for transactions that read predictions.recommendations"
+                f" before run {self.run_id} was attached to end: {still_open}. Making the run current while they"
+                " run could show them no recommendations; end them (or raise reader_wait_s) and publish again",
+                code="55P03",
+            )
+
+
+@contextmanager
+def _failing(conn: connection, run_id: str) -> Iterator[None]:
+    """Any failure inside marks the run 'failed' with its error (dropping its partition) and is re-raised; but
+    a call the door refused (the run's state, another login's run, a bad argument) changed nothing and fails
+    nothing."""
+    try:
+        yield
+    except BaseException as exc:
+        if conn.closed or (isinstance(exc, PublishError) and exc.code in REFUSALS):
+            raise
+        conn.rollback()
+        try:
+            fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+        except Exception as also:
+            exc.add_note(f"and run {run_id} could not be marked failed: {also}")
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "select to_regclass(format('predictions.%%I', predictions.partition_name(%s)))::text", (run_id,)
+                )
+                left_behind = cur.fetchone()[0]
+        except Exception as also:
+            left_behind = f"(not known: {also})"
+        if left_behind:
+            exc.add_note(f"its partition {left_behind} stays until the owner's next prune drops it")
+        raise
+
+
+def stage(
+    conn: connection,
+    run_id: str,
+    recommendations: pd.DataFrame,
+    *,
+    reader_wait_s: float = READER_WAIT_S,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> Staged:
+    """Check a running run's recommendations and attach them as its partition: ready for ``finish``, not current.
+
+    ``recommendations`` has columns user_id (int), content_id (str), score (float, stored as
+    a real), rank (int, 1 is best, at most 32767) and reason (str), one row per user and rank.
+    ``reader_wait_s``: how long to wait for transactions that were reading
+    predictions.recommendations before the new rows were attached (module docstring);
+    ``lock_timeout``: the longest any lock wait may take.
+
+    Any failure marks the run 'failed' with its error and re-raises; bad recommendations
+    raise PublishError naming the columns and rows (0-based positions). A call the door
+    refuses (the run is not running, or another login's) raises PublishError and changes nothing.
     """
-    holders = """
-        select distinct virtualtransaction, pid from pg_locks
-        where locktype = 'relation' and pid is not null and pid <> pg_backend_pid()
-          and database = (select oid from pg_database where datname = current_database())
-          and relation = 'predictions.recommendations'::regclass
-    """
-    started, pause, warned = time.monotonic(), 0.001, False
-    with conn, conn.cursor() as cur:
-        cur.execute(holders)
-        waiting = {vxid for vxid, _ in cur.fetchall()}
-    while waiting:
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-        with conn, conn.cursor() as cur:
-            cur.execute(holders)
-            found = cur.fetchall()
-            waiting &= {vxid for vxid, _ in found}
-            waited = time.monotonic() - started
-            if waiting and (waited > timeout or (waited > WARN_AFTER_S and not warned)):
-                sessions = _sessions(cur, sorted({pid for vxid, pid in found if vxid in waiting}))
-                if waited > timeout:
-                    raise PublishError(
-                        f"gave up after {timeout:g} s waiting for transactions that read predictions.recommendations"
-                        f" before the new run was attached to end: {sessions}. Making the run current while they"
-                        " run could show them no recommendations; end them (or raise reader_wait_s) and publish again"
-                    )
-                log.warning("publish waits for transactions reading predictions.recommendations: %s", sessions)
-                warned = True
-
-
-def _sessions(cur: cursor, pids: list[int]) -> str:
-    """The sessions ``pids`` in words: pid, user, state and the start of their query."""
-    cur.execute("select pid, usename, state, left(query, 60) from pg_stat_activity where pid = any(%s)", (pids,))
-    return "; ".join(f"pid {pid} ({user}, {state}): {query!r}" for pid, user, state, query in cur.fetchall())
-
-
-def _record(cur: cursor, run_id: str, rows: int, users: int, metrics: str, timings: str) -> None:
-    """Store what a running run published (``metrics`` and ``timings`` are JSON text)."""
-    cur.execute(
-        "update predictions.model_runs set row_count = %s, user_count = %s, metrics = %s, timings = %s"
-        " where run_id = %s and status = 'running' returning run_id",
-        (rows, users, metrics, timings, run_id),
-    )
-    if cur.fetchone() is None:
-        raise PublishError(f"run {run_id} stopped running while it was published ({_status(cur, run_id)})")
+    steps: dict[str, float] = {}
+    with _failing(conn, run_id):
+        started = time.perf_counter()
+        table = _check(recommendations)
+        users = _count_distinct(table.column("user_id").to_numpy())
+        steps["check"] = time.perf_counter() - started
+        readers = _Readers(run_id, reader_wait_s)
+        _write_partition(conn, run_id, table, steps, readers, lock_timeout)
+        started = time.perf_counter()
+        with _transaction(conn, lock_timeout) as cur:
+            readers.wait(cur)
+        steps["wait_for_readers"] += time.perf_counter() - started
+    return Staged(table.num_rows, users, steps)
 
 
 def make_current(cur: cursor, run_id: str) -> str | None:
     """Make the running run ``run_id`` published and current in the caller's transaction; the run current before.
 
-    Its rows must be attached (``publish(..., make_current=False)`` stages a run so), and the
-    caller commits: a warehouse refresh switches its generation and its run in one transaction.
+    Its rows must be attached and their older readers gone (``stage``, or ``publish(...,
+    current=False)``, stages a run so), and the caller commits: a warehouse refresh switches
+    its generation and its run in one transaction. Its lock waits end after the caller's
+    lock_timeout.
     """
-    cur.execute("select pg_advisory_xact_lock(%s)", (SWITCH_LOCK,))
-    cur.execute("update predictions.model_runs set is_current = false where is_current returning run_id")
-    previous = cur.fetchone()
-    cur.execute(
-        "update predictions.model_runs set status = 'published', is_current = true, published_at = now(),"
-        " finished_at = now(), error = null where run_id = %s and status = 'running' returning run_id",
-        (run_id,),
-    )
-    if cur.fetchone() is None:
-        raise PublishError(f"run {run_id} stopped running while it was published ({_status(cur, run_id)})")
-    return previous[0] if previous else None
+    with _door():
+        cur.execute("select predictions.make_current(%s)", (run_id,))
+        return cur.fetchone()[0]
+
+
+def finish(
+    conn: connection,
+    run_id: str,
+    *,
+    metrics: dict[str, Any],
+    timings: dict[str, Any],
+    current: bool = True,
+    keep: int = 5,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> Finished:
+    """Record a staged run's ``metrics`` and ``timings`` (stored as JSON) and, with ``current``, make it current,
+    then prune all but the newest ``keep`` published or rolled-back runs (the current one always).
+
+    With ``current=False`` the run stays 'running' and nothing is pruned; ``make_current``
+    later makes it current in the caller's transaction. Any failure before the switch has
+    committed marks the run 'failed' and re-raises; a failure to prune is reported in the
+    result and never fails the publish.
+    """
+    steps: dict[str, float] = {}
+    with _failing(conn, run_id):
+        started = time.perf_counter()
+        with _transaction(conn, lock_timeout) as cur:
+            cur.execute(
+                "select predictions.record_results(%s, %s::jsonb, %s::jsonb)", (run_id, _json(metrics), _json(timings))
+            )
+            previous = make_current(cur, run_id) if current else None
+        steps["switch"] = time.perf_counter() - started
+    if not current:
+        return Finished(None, steps)
+    started = time.perf_counter()
+    pruned: list[str] = []
+    prune_error = None
+    try:
+        pruned = prune(conn, keep, lock_timeout)
+    except Exception as exc:
+        prune_error = f"{type(exc).__name__}: {exc}".strip()
+        log.warning("published run %s, but pruning old runs stopped: %s", run_id, prune_error)
+        if not conn.closed and conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+            conn.rollback()
+    steps["prune"] = time.perf_counter() - started
+    return Finished(previous, steps, pruned, prune_error)
 
 
 def publish(
@@ -576,84 +624,48 @@ def publish(
     metrics: dict[str, Any],
     timings: dict[str, Any],
     keep: int = 5,
-    reader_wait_s: float = 300.0,
+    reader_wait_s: float = READER_WAIT_S,
     current: bool = True,
+    lock_timeout: str = LOCK_TIMEOUT,
 ) -> PublishResult:
-    """Publish a running run's recommendations and make them current, atomically for every reader.
+    """Publish a running run's recommendations and make them current, atomically for every reader:
+    ``stage``, then ``finish`` (their docstrings say what the arguments are).
 
-    ``recommendations`` has columns user_id (int), content_id (str), score (float, stored as
-    a real), rank (int, 1 is best, at most 32767) and reason (str), one row per user and rank.
-    ``metrics`` and ``timings`` (seconds per step) are stored with the run as JSON. Partitions
-    of the newest ``keep`` published or rolled-back runs are kept (the current one always),
-    older ones dropped. ``reader_wait_s``: how long to wait for transactions that were reading
-    predictions.recommendations before the new rows were attached (see the module docstring).
-
-    With ``current=False`` the run is staged: its rows are attached and recorded, it stays
-    'running' and nothing is pruned; ``make_current`` later makes it current in the caller's
-    transaction (a failure before that is the caller's to mark with ``fail_run``).
-
-    Any failure marks the run 'failed' with its error and re-raises; the previous run stays
-    current with its rows untouched. Bad recommendations raise PublishError naming the
-    columns and rows (0-based positions).
+    Any failure marks the run 'failed' with its error and re-raises (but for a call the door
+    refuses, which changes nothing); the previous run stays current with its rows untouched.
+    Bad recommendations raise PublishError naming the columns and rows (0-based positions).
     """
     started = time.perf_counter()
-    steps: dict[str, float] = {}
-    if keep < 1:
-        raise PublishError(f"keep must be at least 1 (the current run), not {keep}")
-    with conn, conn.cursor() as cur:
-        status = _status(cur, run_id)
-    if status != "running":
-        raise PublishError(
-            f"run {run_id!r} is {status}; publish a run that start_run registered"
-            if status
-            else f"there is no run {run_id!r} in predictions.model_runs; register it with start_run"
-        )
-    attached = False
-    try:
-        run_metrics, run_timings = _json(metrics), _json(timings)
-        table = _check(recommendations)
-        users = _count_distinct(table.column("user_id").to_numpy())
-        steps["check"] = time.perf_counter() - started
-        _write_partition(conn, run_id, table, steps)
-        attached = True
-        waited = time.perf_counter()
-        _wait_for_older_readers(conn, reader_wait_s)
-        steps["wait_for_readers"] = time.perf_counter() - waited
-        switched = time.perf_counter()
-        with conn, conn.cursor() as cur:
-            _record(cur, run_id, table.num_rows, users, run_metrics, run_timings)
-            previous = make_current(cur, run_id) if current else None
-        steps["switch"] = time.perf_counter() - switched
-    except BaseException as exc:
-        if conn.closed:
-            raise
-        conn.rollback()
-        try:
-            fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
-        except Exception as also:
-            exc.add_note(f"and run {run_id} could not be marked failed: {also}")
-        if attached and _partition_exists(conn, run_id):
-            exc.add_note(f"its partition {partition_name(run_id)} stays until the next publish prunes it")
-        raise
-    seconds = time.perf_counter() - started
-    if not current:
-        return PublishResult(run_id, table.num_rows, users, None, seconds, steps)
-    pruning = time.perf_counter()
-    pruned: list[str] = []
-    prune_error = None
-    try:
-        pruned = prune(conn, keep)
-    except Exception as exc:
-        prune_error = f"{type(exc).__name__}: {exc}".strip()
-        log.warning("published run %s, but pruning old runs stopped: %s", run_id, prune_error)
-        if not conn.closed and conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
-            conn.rollback()
-    steps["prune"] = time.perf_counter() - pruning
-    return PublishResult(run_id, table.num_rows, users, previous, seconds, steps, pruned, prune_error)
+    staged = stage(conn, run_id, recommendations, reader_wait_s=reader_wait_s, lock_timeout=lock_timeout)
+    done = finish(conn, run_id, metrics=metrics, timings=timings, current=current, keep=keep, lock_timeout=lock_timeout)
+    steps = {**staged.steps, **done.steps}
+    seconds = time.perf_counter() - started - steps.get("prune", 0.0)
+    return PublishResult(
+        run_id, staged.rows, staged.users, done.previous_run, seconds, steps, done.pruned, done.prune_error
+    )
+
+
+class WarehouseRuns:
+    """A run's steps on a database connection, as ``recommender.api.client.ApiClient`` offers them over HTTP."""
+
+    def __init__(self, conn: connection) -> None:
+        self.conn = conn
+
+    def start_run(self, model: str, parameters: dict[str, Any], data_snapshot: dict[str, Any]) -> str:
+        return start_run(self.conn, model, parameters, data_snapshot)
+
+    def upload_recommendations(self, run_id: str, recommendations: pd.DataFrame) -> Staged:
+        return stage(self.conn, run_id, recommendations)
+
+    def publish_run(self, run_id: str, *, metrics: dict[str, Any], timings: dict[str, Any], current: bool) -> Finished:
+        return finish(self.conn, run_id, metrics=metrics, timings=timings, current=current)
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        fail_run(self.conn, run_id, error)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# partitions: which exist, dropping them, pruning
+# partitions: dropping them, pruning
 
 
 def _partitions(cur: cursor) -> dict[str, bool]:
@@ -666,23 +678,34 @@ def _partitions(cur: cursor) -> dict[str, bool]:
     return dict(cur.fetchall())
 
 
-def _partition_exists(conn: connection, run_id: str) -> bool:
-    with conn, conn.cursor() as cur:
-        cur.execute("select to_regclass(%s) is not null", (f"predictions.{partition_name(run_id)}",))
-        return cur.fetchone()[0]
+def _drop_table(cur: cursor, name: str, detach_pending: bool | None, lock_timeout: str) -> None:
+    """Detach the table ``name`` (if a partition: ``detach_pending`` not None) and drop it; PublishError naming
+    the transactions it waited for when ``lock_timeout`` ran out."""
+    table = sql.SQL("predictions.{}").format(sql.Identifier(name))
+    waited_for = "predictions.recommendations"  # DETACH CONCURRENTLY waits for every transaction using the parent
+    try:
+        if detach_pending is not None:
+            how = sql.SQL("finalize" if detach_pending else "concurrently")
+            cur.execute(sql.SQL("alter table predictions.recommendations detach partition {} {}").format(table, how))
+        waited_for = f"predictions.{name}"
+        cur.execute(sql.SQL("drop table if exists {}").format(table))
+    except errors.LockNotAvailable as exc:
+        cur.execute("select predictions.lockers(%s::regclass, 'access exclusive')", (waited_for,))
+        raise PublishError(
+            f"dropping predictions.{name} gave up after lock_timeout ({lock_timeout}) waiting for transactions using"
+            f" {waited_for}: {cur.fetchone()[0]}; the next prune drops it"
+        ) from exc
 
 
-def _drop_tables(conn: connection, names: list[str], lock_timeout: str = "5s") -> list[str]:
+def _drop_tables(conn: connection, names: list[str], lock_timeout: str) -> list[str]:
     """Detach each named table from predictions.recommendations (concurrently) and drop it; the names dropped.
 
-    The partitions of the current run and of running runs are never dropped, whatever the caller asked.
-
+    The owner's: the door gives them up first (their runs can never be current again).
     DETACH CONCURRENTLY takes no lock that blocks readers; it waits for the transactions
-    that may still use the partition, up to ``lock_timeout`` (then it stays pending, and
-    the next call finishes it). Runs outside a transaction, with autocommit.
+    that may still use the partition, up to ``lock_timeout`` (then it stays pending, the
+    next call finishes it, and PublishError names them). Runs outside a transaction, with
+    autocommit.
     """
-    if not names:
-        return []
     if conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
         conn.rollback()
     autocommit = conn.autocommit
@@ -690,116 +713,57 @@ def _drop_tables(conn: connection, names: list[str], lock_timeout: str = "5s") -
     dropped = []
     try:
         with conn.cursor() as cur:
-            cur.execute("select pg_advisory_lock(%s)", (SWITCH_LOCK,))
+            cur.execute("select current_setting('lock_timeout')")
+            (before,) = cur.fetchone()
+            cur.execute("select set_config('lock_timeout', %s, false)", (lock_timeout,))
             try:
-                cur.execute("select current_setting('lock_timeout')")
-                before = cur.fetchone()[0]
-                cur.execute("select set_config('lock_timeout', %s, false)", (lock_timeout,))
-                try:
-                    partitions = _partitions(cur)
-                    # re-read under the lock: a rollback since the caller chose may have made one current
-                    cur.execute("select run_id from predictions.model_runs where is_current or status = 'running'")
-                    protected = {partition_name(run_id) for (run_id,) in cur.fetchall()}
-                    for name in (name for name in names if name not in protected):
-                        table = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
-                        if name in partitions:
-                            how = "finalize" if partitions[name] else "concurrently"
-                            cur.execute(
-                                sql.SQL("alter table predictions.recommendations detach partition {} {}").format(
-                                    table, sql.SQL(how)
-                                )
-                            )
-                        cur.execute(sql.SQL("drop table if exists {}").format(table))
-                        dropped.append(name)
-                finally:
-                    cur.execute("select set_config('lock_timeout', %s, false)", (before,))
+                partitions = _partitions(cur)
+                for name in names:
+                    _drop_table(cur, name, partitions.get(name), lock_timeout)
+                    dropped.append(name)
             finally:
-                cur.execute("select pg_advisory_unlock(%s)", (SWITCH_LOCK,))
+                cur.execute("select set_config('lock_timeout', %s, false)", (before,))
     finally:
         conn.autocommit = autocommit
     return dropped
 
 
-def prune(conn: connection, keep: int = 5, lock_timeout: str = "5s") -> list[str]:
-    """Drop the partitions of all but the newest ``keep`` published or rolled-back runs; the runs dropped.
+def prune(conn: connection, keep: int = 5, lock_timeout: str = LOCK_TIMEOUT) -> list[str]:
+    """Give up the rows of all but the newest ``keep`` published or rolled-back runs, and drop them; the runs dropped.
 
     Running runs whose session has ended are marked failed first (``reap_orphans``). The
-    current run and running runs (being published) always keep theirs; failed runs
-    and tables of no known run lose theirs. ``lock_timeout`` bounds each wait for readers.
+    current run and running runs (being published) always keep theirs; failed runs and
+    tables of no known run lose theirs. Only the owner drops tables: for anyone else the
+    runs are given up (no rollback returns to them) and nothing is dropped. ``lock_timeout``
+    bounds each wait.
     """
-    if keep < 1:
-        raise PublishError(f"keep must be at least 1 (the current run), not {keep}")
-    reap_orphans(conn)
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            "select run_id from predictions.model_runs where status = 'running' or is_current"
-            " union (select run_id from predictions.model_runs where status in ('published', 'rolled_back')"
-            " order by published_at desc nulls last, run_id desc limit %s)",
-            (keep,),
-        )
-        kept = {partition_name(run_id) for (run_id,) in cur.fetchall()}
-        cur.execute("select run_id from predictions.model_runs")
-        runs = {partition_name(run_id): run_id for (run_id,) in cur.fetchall()}
-        partitions = _partitions(cur)
-        # and the tables of known runs left detached by an interrupted prune
-        cur.execute(
-            "select relname from pg_class where relnamespace = 'predictions'::regnamespace and relkind = 'r'"
-            " and relname = any(%s)",
-            (list(runs),),
-        )
-        tables = sorted(set(partitions) | {name for (name,) in cur.fetchall()})
-    victims = [name for name in tables if name not in kept]
-    return [runs.get(name, name) for name in _drop_tables(conn, victims, lock_timeout)]
+    with _transaction(conn, lock_timeout) as cur:
+        cur.execute("select table_name, run_id from predictions.prune(%s)", (keep,))
+        victims = cur.fetchall()
+        cur.execute("select predictions.is_owner()")
+        owner = cur.fetchone()[0]
+    if not owner or not victims:
+        return []
+    dropped = set(_drop_tables(conn, [name for name, _ in victims], lock_timeout))
+    return [run_id or name for name, run_id in victims if name in dropped]
 
 
 def restore(cur: cursor, run_id: str) -> None:
     """Make the earlier run ``run_id`` current again in the caller's transaction (a generation's rollback).
 
     The current run becomes 'rolled_back'. PublishError if ``run_id`` was never published
-    or its recommendations were pruned.
+    or its recommendations were pruned. Its lock waits end after the caller's lock_timeout.
     """
-    cur.execute("select pg_advisory_xact_lock(%s)", (SWITCH_LOCK,))
-    status = _status(cur, run_id)
-    if status not in ("published", "rolled_back") or _partitions(cur).get(partition_name(run_id)) is not False:
-        raise PublishError(f"run {run_id} ({status or 'unknown'}) no longer has its recommendations to return to")
-    cur.execute(
-        "update predictions.model_runs set is_current = false, status = 'rolled_back'"
-        " where is_current and run_id <> %s",
-        (run_id,),
-    )
-    cur.execute(
-        "update predictions.model_runs set is_current = true, status = 'published' where run_id = %s", (run_id,)
-    )
+    with _door():
+        cur.execute("select predictions.restore(%s)", (run_id,))
 
 
-def rollback(conn: connection) -> str:
+def rollback(conn: connection, lock_timeout: str = LOCK_TIMEOUT) -> str:
     """Make the run published before the current one current again; the current one becomes 'rolled_back'.
 
     Returns the run_id now current. PublishError when no run is current, or when no earlier
     published run still has its recommendations (pruning keeps the newest few).
     """
-    with conn, conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (SWITCH_LOCK,))
-        cur.execute("select run_id, published_at from predictions.model_runs where is_current")
-        current = cur.fetchone()
-        if current is None:
-            raise PublishError("no run is current, so there is nothing to roll back")
-        cur.execute(
-            "select run_id from predictions.model_runs where status = 'published' and not is_current"
-            " and published_at < %s order by published_at desc, run_id desc",
-            (current[1],),
-        )
-        earlier = [run_id for (run_id,) in cur.fetchall()]
-        partitions = _partitions(cur)
-        kept = [run_id for run_id in earlier if partitions.get(partition_name(run_id)) is False]
-        if not kept:
-            dropped = f" ({len(earlier)} earlier run(s) had their recommendations pruned)" if earlier else ""
-            raise PublishError(
-                f"cannot roll back run {current[0]}: there is no earlier published run to return to{dropped}"
-            )
-        cur.execute(
-            "update predictions.model_runs set is_current = false, status = 'rolled_back' where run_id = %s",
-            (current[0],),
-        )
-        cur.execute("update predictions.model_runs set is_current = true where run_id = %s", (kept[0],))
-    return kept[0]
+    with _transaction(conn, lock_timeout) as cur:
+        cur.execute("select predictions.rollback()")
+        return cur.fetchone()[0]

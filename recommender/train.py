@@ -1,18 +1,20 @@
 """Train a recommender on the warehouse and publish its recommendations: ``python -m recommender train``.
 
 Reads ``marts.ml_interactions`` (weight = confidence) and ``marts.ml_title_features``
-with pandas (through the owner's connection, or through the HTTP API: ``train --api``),
+with pandas (through a database connection, or through the HTTP API: ``train --api``),
 evaluates the model on a temporal holdout (each user's latest 20 % of titles) beside the
 popularity baseline, refits on everything, recommends top-k to every user in ``core.users``
 (users without history get the popular titles), explains each recommendation, and
-publishes the run atomically with the owner's connection (``recommender.publish``). A
-failure at any step marks the run failed and leaves the current recommendations as they were.
+publishes the run atomically (``recommender.publish``, through the connection or the
+API's ``/runs`` endpoints). A failure at any step marks the run failed and leaves the
+current recommendations as they were.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,20 @@ from recommender.reasons import explain
 
 # each user's earliest 80 % of titles train, the latest 20 % test
 HOLDOUT = Protocol(split="temporal", by="user", ratio=0.8, k=10)
+
+
+class Runs(typing.Protocol):
+    """Where a run is registered and published: ``publish.WarehouseRuns`` (a connection) or an ``ApiClient``."""
+
+    def start_run(self, model: str, parameters: dict[str, Any], data_snapshot: dict[str, Any]) -> str: ...
+
+    def upload_recommendations(self, run_id: str, recommendations: pd.DataFrame) -> object: ...
+
+    def publish_run(
+        self, run_id: str, *, metrics: dict[str, Any], timings: dict[str, Any], current: bool
+    ) -> object: ...
+
+    def fail_run(self, run_id: str, error: str) -> None: ...
 
 
 class TrainError(RuntimeError):
@@ -72,20 +88,22 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
 
 
 def train(
-    conn: connection,
+    conn: connection | None,
     model: str = DEFAULT_MODEL,
     *,
     k: int = 20,
     read: ReadTable | None = None,
+    runs: Runs | None = None,
     schema_suffix: str = "",
 ) -> TrainResult:
     """Fit ``model`` (a name in ``recommender.models.MODELS``) on the warehouse, evaluate it, publish top ``k``.
 
-    ``read`` reads the inputs (e.g. ``ApiClient.read_table``, through the HTTP API); by
-    default they are read with ``conn``. ``conn``, the owner's, publishes in any case.
-    With ``schema_suffix`` (a refresh's ``__next``) it trains on the generation being built
-    and stages the run: published but not current, for the refresh's switch to make current.
+    ``read`` reads the inputs and ``runs`` publishes (e.g. an ``ApiClient``, through the HTTP
+    API: then ``conn`` may be None); by default both use ``conn``. With ``schema_suffix`` (a
+    refresh's ``__next``) it trains on the generation being built and stages the run:
+    published but not current, for the refresh's switch to make current.
     """
+    runs = runs or publish.WarehouseRuns(conn)
     timings: dict[str, float] = {}
     with _timed(timings, "read"):
         reader = _in_generation(table_reader(conn) if read is None else read, schema_suffix)
@@ -99,7 +117,7 @@ def train(
         snapshot = _snapshot(interactions, users, features, _latest_written(conn, read, schema_suffix))
     factories, _ = model_factories([model, "popularity"], features)
     factory = factories[model]
-    run_id = publish.start_run(conn, model, parameters=_jsonable(factory().params), data_snapshot=snapshot)
+    run_id = runs.start_run(model, _jsonable(factory().params), snapshot)
     try:
         with _timed(timings, "evaluate"):
             metrics = _holdout_metrics(interactions, factories)
@@ -111,10 +129,11 @@ def train(
             recs["reason"] = explain(fitted, recs, titles, features["genre_ids"], genre_names)
         recs = recs.rename(columns={"item_id": "content_id"})[["user_id", "content_id", "score", "rank", "reason"]]
         with _timed(timings, "publish"):
-            publish.publish(conn, run_id, recs, metrics=metrics, timings=timings, current=not schema_suffix)
+            runs.upload_recommendations(run_id, recs)
+            runs.publish_run(run_id, metrics=metrics, timings=timings, current=not schema_suffix)
     except Exception as exc:
         try:
-            publish.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+            runs.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         except Exception as marking:  # e.g. the connection broke: the original error is the one to see
             exc.add_note(f"(run {run_id} could not be marked failed: {marking})")
         raise

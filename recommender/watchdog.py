@@ -7,7 +7,9 @@ are therefore enforced here for every member login, whatever it set: each second
 watchdog cancels a member's statement that has run longer than its group's
 ``statement_timeout`` (a database's own setting first), ends
 a session idle in a transaction longer than ``idle_in_transaction_session_timeout``
-(an idle transaction's locks would stall a refresh), and, where the server runs on
+(an idle transaction's locks would stall a refresh) or, for a group whose statements
+are limited, open longer than ``--transaction-limit`` (so would a transaction of short
+statements), and, where the server runs on
 this machine, cancels a statement whose backend holds more private memory than
 ``--memory-limit``.
 
@@ -31,6 +33,7 @@ from psycopg2.extensions import connection
 
 GROUPS = ("analyst", "data_scientist")
 DEFAULT_MEMORY_LIMIT_MB = 2048
+DEFAULT_TRANSACTION_LIMIT_S = 1800  # a transaction of short statements holds its locks as long as an idle one
 APPLICATION = "netflix_warehouse watchdog"
 UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -47,7 +50,8 @@ select session.pid, session.datid, session.usename, session.state,
     array(select grp.rolname from pg_roles as grp
           where grp.rolname = any(%s) and grp.oid <> member.oid and pg_has_role(member.oid, grp.oid, 'member')),
     extract(epoch from clock_timestamp() - session.query_start) * 1000,
-    extract(epoch from clock_timestamp() - session.state_change) * 1000
+    extract(epoch from clock_timestamp() - session.state_change) * 1000,
+    extract(epoch from clock_timestamp() - session.xact_start) * 1000
 from pg_stat_activity as session
 join pg_roles as member on member.oid = session.usesysid
 where session.backend_type = 'client backend' and not member.rolsuper and session.pid <> pg_backend_pid()
@@ -107,13 +111,17 @@ def _local(conn: connection) -> bool:
     return conn.info.host in ("127.0.0.1", "localhost", "::1") or conn.info.host.startswith("/")
 
 
-def sweep(conn: connection, memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB) -> list[Action]:
+def sweep(
+    conn: connection,
+    memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB,
+    transaction_limit_s: float = DEFAULT_TRANSACTION_LIMIT_S,
+) -> list[Action]:
     """Cancel or end the member sessions over their limits now; what it did."""
     limits, local = _limits(conn), _local(conn)
     actions = []
     with conn.cursor() as cur:
         cur.execute(SESSIONS, (list(GROUPS),))
-        for pid, database, user, state, groups, running_ms, in_state_ms in cur.fetchall():
+        for pid, database, user, state, groups, running_ms, in_state_ms, transaction_ms in cur.fetchall():
             if not groups:
                 continue
             statement = _limit(limits, groups, database, "statement_timeout")
@@ -125,6 +133,10 @@ def sweep(conn: connection, memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB) ->
                 actions.append(
                     Action(pid, user, "cancel", f"backend holds {memory:.0f} MB (limit {memory_limit_mb} MB)")
                 )
+            elif (
+                statement < float("inf") and transaction_ms is not None and transaction_ms > transaction_limit_s * 1000
+            ):
+                actions.append(Action(pid, user, "terminate", f"a transaction open over {transaction_limit_s:g} s"))
             elif state and state.startswith("idle in transaction") and in_state_ms is not None and in_state_ms > idle:
                 actions.append(Action(pid, user, "terminate", f"idle in a transaction over {idle / 1000:g} s"))
         for action in actions:
@@ -137,6 +149,7 @@ def watch(
     connect: Callable[[], connection],
     interval_s: float = 1.0,
     memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB,
+    transaction_limit_s: float = DEFAULT_TRANSACTION_LIMIT_S,
     give_up_after: int = 0,
 ) -> None:
     """Sweep every ``interval_s`` for good; one JSON line per action on stdout. With ``give_up_after``,
@@ -148,7 +161,7 @@ def watch(
             if conn is None or conn.closed:
                 conn = connect()
                 conn.autocommit = False
-            for action in sweep(conn, memory_limit_mb):
+            for action in sweep(conn, memory_limit_mb, transaction_limit_s):
                 print(json.dumps({"time": time.time(), **action.__dict__}), flush=True)
             failures = 0
         except psycopg2.Error as exc:
@@ -172,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"MB of private memory a member's backend may hold (default: {DEFAULT_MEMORY_LIMIT_MB})",
     )
     parser.add_argument(
+        "--transaction-limit",
+        type=float,
+        default=DEFAULT_TRANSACTION_LIMIT_S,
+        help=f"seconds a member's transaction may stay open (default: {DEFAULT_TRANSACTION_LIMIT_S})",
+    )
+    parser.add_argument(
         "--exit-with-server",
         type=int,
         default=0,
@@ -179,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after N sweeps in a row find the server gone (the embedded server's watchdog); default: never",
     )
     args = parser.parse_args(argv)
-    watch(_connect, args.interval, args.memory_limit, args.exit_with_server)
+    watch(_connect, args.interval, args.memory_limit, args.transaction_limit, args.exit_with_server)
     return 0
 
 

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from contextlib import closing
 
+from psycopg2 import sql as psql
+
+from recommender.logins import GROUPS
 from recommender.warehouse import PROJECT_ROOT, Target
 
 
@@ -26,3 +29,16 @@ def cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         capture_output=True,
     )
+
+
+def make_groups(target: Target) -> None:
+    """The group roles, as dbt's on-run-start makes them (roles are the server's: another session may race us)."""
+    with closing(target.connect()) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for group in GROUPS:
+                cur.execute(
+                    psql.SQL(
+                        "do $$ begin create role {} nologin; exception when duplicate_object then null; end $$"
+                    ).format(psql.Identifier(group))
+                )

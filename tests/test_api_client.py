@@ -17,8 +17,9 @@ import pytest
 from conftest import Api, serving
 from queries import query
 
-from recommender import activity, train
+from recommender import activity, logins, train
 from recommender.__main__ import main
+from recommender.api import keys
 from recommender.api.client import KEY_VARIABLE, ApiClient, ApiError, BatchRefusedError
 from recommender.api.routers.marts import MARTS, PARQUET
 from recommender.evaluate import title_features, warehouse_interactions
@@ -121,31 +122,35 @@ def test_the_inputs_of_training_read_through_the_api_equal_those_read_directly(
 
 
 def test_training_through_the_api_publishes_what_training_directly_does(writable_api: Api, client: ApiClient) -> None:
+    """The whole run over HTTP (reads, start, upload, publish) as the key's own login: the same rows land."""
     target = writable_api.target
+    through_api = train.train(None, k=5, read=client.read_table, runs=client)
     with closing(target.connect()) as conn:
-        through_api = train.train(conn, k=5, read=client.read_table)
         direct = train.train(conn, k=5)
     ((users,),) = query(target, "select count(*) from core.users")
     assert through_api.users == direct.users == users
     assert through_api.rows == direct.rows == users * 5
 
-    def recommendations(run_id: str) -> list[tuple]:
-        return query(
+    def recommendations(run_id: str) -> pd.DataFrame:
+        columns = ["user_id", "content_id", "score", "rank", "reason"]
+        rows = query(
             target,
-            "select user_id, rank, content_id from predictions.recommendations"
-            " where run_id = %s order by user_id, rank",
+            f"select {', '.join(columns)} from predictions.recommendations where run_id = %s order by user_id, rank",
             (run_id,),
         )
+        return pd.DataFrame(rows, columns=columns)
 
-    assert recommendations(through_api.run_id) == recommendations(direct.run_id)
-    runs = dict(
-        query(
+    pd.testing.assert_frame_equal(recommendations(through_api.run_id), recommendations(direct.run_id))
+    runs = {
+        run_id: (snapshot, status, started_by)
+        for run_id, snapshot, status, started_by in query(
             target,
-            "select run_id, data_snapshot from predictions.model_runs where run_id in (%s, %s)",
+            "select run_id, data_snapshot, status, started_by from predictions.model_runs where run_id in (%s, %s)",
             (through_api.run_id, direct.run_id),
         )
-    )
-    assert runs[through_api.run_id] == runs[direct.run_id]
+    }
+    assert runs[through_api.run_id][:2] == runs[direct.run_id][:2] == (runs[direct.run_id][0], "published")
+    assert runs[through_api.run_id][2] == logins.key_login(keys.parse_key_id(writable_api.keys["data_scientist"]))
 
     def scores(metrics: dict) -> dict:
         return {

@@ -1,10 +1,12 @@
 """``POST /sql``, the analysts' ad-hoc SQL: what it answers, and that nothing sent to it changes the
 warehouse, reaches past role ``analyst`` or outlives its request.
 
-Each hostile statement is judged by the database afterwards, never by the status code alone: row
-counts, relations and their grants, columns, functions, schemas, roles and memberships, settings,
-comments, large objects, locks, prepared transactions, files a COPY could write; and by the session
-the next request gets from the pool (role, read-only mode, timeout, prepared statements, cursors).
+Each request runs on a connection of its own, logged in as the calling key's own database login (a
+member of ``analyst``). Each hostile statement is judged by the database afterwards, never by the
+status code alone: row counts, relations and their grants, columns, functions, schemas, roles (the
+groups and this database's logins) and memberships, settings, comments, large objects, locks,
+prepared transactions, files a COPY could write; and by the session the next request gets (its
+login and role, read-only mode, timeout, prepared statements, cursors).
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import pytest
 from psycopg2 import sql
 from queries import query
 
-from recommender import access
-from recommender.warehouse import Target
+from recommender import logins
+from recommender.api import keys
+from recommender.warehouse import LOGIN_COMMENT, Target
 
 SEQUENCE = "predictions.nw_api_sql_probe_seq"  # created for this module: nextval must be refused
 INTRUDER = "nw_api_sql_intruder"  # a role a payload tries to create
-LOCK_KEY = 424242  # advisory lock key of the "must not run" checks
+LOCKED = "marts.catalogue"  # what the owner locks in the "must not run" checks (advisory locks are the owner's)
 
 # Row counts that no request may change.
 COUNTED = (
@@ -45,6 +48,17 @@ COUNTED = (
     "api.keys",
 )
 USER_SCHEMAS = "n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'"
+# Roles are shared by every database of the server, where other test sessions add and drop logins of their own
+# databases: the snapshot looks at the groups, the owner, the intruder, this database's logins and any role with
+# rights beyond the ordinary.
+LOGINS_HERE = ", ".join(
+    f"format({LOGIN_COMMENT.format(kind=kind, database='%s')!r}, current_database())" for kind in ("person", "key")
+)
+RELEVANT_ROLES = f"""
+    select oid from pg_roles
+    where rolname in ('analyst', 'data_scientist', '{INTRUDER}') or rolname = current_user
+        or rolsuper or rolcreaterole or rolcreatedb or rolreplication or rolbypassrls
+        or shobj_description(oid, 'pg_authid') in ({LOGINS_HERE})"""
 
 # What the owner sees; each query's rows are one entry of a snapshot.
 STATE = {
@@ -79,19 +93,22 @@ STATE = {
     "database": """
         select datname, coalesce(datacl::text, ''), datallowconn, datconnlimit from pg_database
         where datname = current_database()""",
-    "database and role settings": """
+    "database and role settings": f"""
         select coalesce(d.datname, '*'), coalesce(r.rolname, '*'), s.setconfig::text
         from pg_db_role_setting as s
             left join pg_database as d on d.oid = s.setdatabase
             left join pg_roles as r on r.oid = s.setrole
         where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+            and (s.setrole = 0 or s.setrole in ({RELEVANT_ROLES}))
         order by 1, 2""",
-    "roles": """
+    "roles": f"""
         select rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication,
-            rolbypassrls, rolconnlimit, coalesce(rolvaliduntil::text, '')
-        from pg_roles order by 1""",
-    "memberships": """
-        select roleid::regrole::text, member::regrole::text, admin_option from pg_auth_members order by 1, 2, 3""",
+            rolbypassrls, rolconnlimit, coalesce(rolvaliduntil::text, ''),
+            coalesce(shobj_description(oid, 'pg_authid'), '')
+        from pg_roles where oid in ({RELEVANT_ROLES}) order by 1""",
+    "memberships": f"""
+        select roleid::regrole::text, member::regrole::text, admin_option from pg_auth_members
+        where member in ({RELEVANT_ROLES}) order by 1, 2, 3""",
     "large objects": "select count(*) from pg_largeobject_metadata",
     "advisory locks": """
         select classid, objid, objsubid, mode, granted from pg_locks
@@ -103,8 +120,8 @@ STATE = {
     "probe sequence": f"select last_value, is_called from {SEQUENCE}",
 }
 
-# What a request's session looks like from inside, asked through /sql itself after each payload: the pool
-# must hand out a connection as clean as the first one (role, read-only, timeout, nothing left behind).
+# What a request's session looks like from inside, asked through /sql itself after each payload: each request
+# must get a connection as clean as the first one (login, role, read-only, timeout, nothing left behind).
 SESSION_PROBE = """
 select current_user::text as current_user, session_user::text as session_user,
     current_setting('transaction_read_only') as transaction_read_only,
@@ -190,6 +207,8 @@ HOSTILE = [
     refused("alter-own-role-timeout", "alter role analyst set statement_timeout = 0"),
     refused("alter-own-role-read-write", "alter role current_user set default_transaction_read_only = off"),
     refused("alter-own-password", "alter role analyst password 'nw-pwned'"),
+    refused("alter-key-login-timeout", "alter role session_user set statement_timeout = 0"),
+    refused("alter-key-login-password", "alter role session_user password 'nw-pwned'"),
     refused("alter-database", 'alter database "{db}" set default_transaction_read_only = off'),
     refused("alter-system", "alter system set work_mem = '77kB'"),
     refused("drop-table", "drop table core.titles cascade"),
@@ -232,6 +251,12 @@ HOSTILE = [
         "select set_config('role', 'none', true), query_to_xml('select * from api.keys', true, false, '')",
         "42501",
     ),
+    refused(
+        "reset-role-then-read-app-users",
+        "select set_config('role', 'none', true), query_to_xml('select * from app.users', true, false, '')",
+        "42501",
+    ),
+    harmless("lo-from-bytea", "select lo_from_bytea(0, 'x')"),
     refused("set-role-postgres", "set role postgres"),
     refused("set-role-data-scientist", "set role data_scientist"),
     harmless("reset-role", "reset role"),
@@ -333,6 +358,7 @@ class Env:
     api: Any
     placeholders: dict[str, str]
     files: list[str]
+    person: tuple[str, str] = ("", "")  # another analyst's own login (pgAdmin, say) and its password
     baseline: dict[str, Any] = field(default_factory=dict)
     session: dict[str, Any] = field(default_factory=dict)
 
@@ -341,16 +367,32 @@ class Env:
         return self.api.target
 
     @property
-    def analyst_login(self) -> dict[str, Any]:
+    def key_id(self) -> str:
+        """The id of the analyst key the requests use by default."""
+        key_id = keys.parse_key_id(self.api.keys["analyst"])
+        assert key_id is not None
+        return key_id
+
+    def _login(self, user: str, password: str) -> dict[str, Any]:
         target = self.target
         return {
             "host": target.host,
             "port": target.port,
             "dbname": target.database,
-            "user": "analyst",
-            "password": access.role_password("analyst"),
+            "user": user,
+            "password": password,
             "connect_timeout": 5,
         }
+
+    @property
+    def analyst_login(self) -> dict[str, Any]:
+        """The analyst key's own database login, as /sql logs in for it."""
+        login = logins.key_target(self.target, self.key_id)
+        return self._login(login.user, login.password)
+
+    @property
+    def person_login(self) -> dict[str, Any]:
+        return self._login(*self.person)
 
     def render(self, statement: str) -> str:
         for name, value in self.placeholders.items():
@@ -395,13 +437,13 @@ def snapshot(env: Env) -> dict[str, Any]:
                 if cur.fetchone()[0]:
                     written.append(path)
             state["files the server wrote"] = written
-    # the password the API logs in with still works (it is salted: its stored hash changes whenever any session on
-    # the server sets it again, e.g. another test run building a warehouse, so the hash is not compared)
-    try:
-        psycopg2.connect(**env.analyst_login).close()
-        state["analyst logs in"] = True
-    except psycopg2.OperationalError as exc:
-        state["analyst logs in"] = str(exc)
+    # the key's login still logs in with the password the API derives for it, and so does another analyst's
+    for name, login in (("the key's login logs in", env.analyst_login), ("a person's login logs in", env.person_login)):
+        try:
+            psycopg2.connect(**login).close()
+            state[name] = True
+        except psycopg2.OperationalError as exc:
+            state[name] = str(exc)
     if env.target.embedded:  # the same machine: look for ourselves too
         state["files on this machine"] = [path for path in env.files if Path(path).exists()]
     return state
@@ -431,33 +473,57 @@ def _owner(target: Target, *statements: str | sql.Composable) -> None:
                 cur.execute(statement)
 
 
-def _repair(target: Target, before: dict[str, Any], after: dict[str, Any]) -> None:
+ROLE_FLAGS = ("superuser", "inherit", "createrole", "createdb", "login", "replication", "bypassrls")
+
+
+def _repair(target: Target, before: dict[str, Any], after: dict[str, Any], key_id: str) -> None:
     """Undo cluster-wide damage a payload might have done despite the API (roles and settings are shared by
-    every database of the server), so that a failing run here leaves the server as it found it."""
+    every database of the server; the groups and the logins of keys and people included), so that a failing
+    run here leaves the server as it found it."""
     statements: list[str | sql.Composable] = []
-    roles_before = {row[0] for row in before["roles"]}
-    if INTRUDER not in roles_before and any(row[0] == INTRUDER for row in after["roles"]):
-        statements.append(f"drop role {INTRUDER}")
-    if any(row[0] == "analyst" and row[1] for row in after["roles"]):
-        statements.append("alter role analyst nosuperuser")
-    new_memberships = set(after["memberships"]) - set(before["memberships"])
-    for role, member, _ in new_memberships:
+    roles_before = {row[0]: row for row in before["roles"]}
+    for row in after["roles"]:
+        name, was = row[0], roles_before.get(row[0])
+        if was is None:
+            if name == INTRUDER:
+                statements.append(f"drop role {INTRUDER}")
+        elif row != was:  # flags and comment of a group or a login: back as they were
+            flags = " ".join(("" if on else "no") + flag for flag, on in zip(ROLE_FLAGS, was[1:8], strict=True))
+            statements.append(
+                sql.SQL("alter role {} " + flags + " connection limit {}").format(
+                    sql.Identifier(name), sql.Literal(was[8])
+                )
+            )
+            statements.append(sql.SQL("comment on role {} is {}").format(sql.Identifier(name), sql.Literal(was[10])))
+    for role, member, _ in set(after["memberships"]) - set(before["memberships"]):
         statements.append(sql.SQL("revoke {} from {}").format(sql.Identifier(role), sql.Identifier(member)))
     for (gid,) in after["prepared transactions"]:
         if (gid,) not in before["prepared transactions"]:
             statements.append(sql.SQL("rollback prepared {}").format(sql.Literal(gid)))
     if after["postgresql.auto.conf"] != before["postgresql.auto.conf"]:
         statements.append("alter system reset work_mem")
-    if after["database and role settings"] != before["database and role settings"]:
-        statements.append(sql.SQL("alter database {} reset all").format(sql.Identifier(target.database)))
-        statements.append("alter role analyst reset all")
-        for database, role, config in before["database and role settings"]:
-            if database == "*" and role == "analyst":
-                for setting in config.strip("{}").split(","):
-                    name, _, value = setting.strip('"').partition("=")
-                    statements.append(
-                        sql.SQL("alter role analyst set {} = {}").format(sql.Identifier(name), sql.Literal(value))
-                    )
+    settings_before = {(database, role): config for database, role, config in before["database and role settings"]}
+    settings_after = {(database, role): config for database, role, config in after["database and role settings"]}
+    for database, role in settings_before.keys() | settings_after.keys():
+        config = settings_before.get((database, role))
+        if settings_after.get((database, role)) == config:
+            continue
+        if role == "*":
+            statements.append(sql.SQL("alter database {} reset all").format(sql.Identifier(database)))
+            scope = sql.SQL("alter database {}").format(sql.Identifier(database))
+        else:
+            where = sql.SQL("") if database == "*" else sql.SQL(" in database {}").format(sql.Identifier(database))
+            statements.append(sql.SQL("alter role {}{} reset all").format(sql.Identifier(role), where))
+            scope = sql.SQL("alter role {}{}").format(sql.Identifier(role), where)
+        for setting in (config or "{}").strip("{}").split(","):
+            if setting:
+                name, _, value = setting.strip('"').partition("=")
+                statements.append(sql.SQL("{} set {} = {}").format(scope, sql.Identifier(name), sql.Literal(value)))
+    if after["the key's login logs in"] is not True and before["the key's login logs in"] is True:
+        login = logins.key_target(target, key_id)
+        statements.append(
+            sql.SQL("alter role {} login password {}").format(sql.Identifier(login.user), sql.Literal(login.password))
+        )
     for statement in statements:
         try:
             _owner(target, statement)
@@ -492,7 +558,10 @@ def env(api: Any) -> Iterator[Env]:
         f"create sequence if not exists {SEQUENCE}",
         f"grant usage, select, update on sequence {SEQUENCE} to analyst",
     )
-    found = Env(api, placeholders, list(files.values()))
+    person = f"p{target.database[-12:]}_sql_victim"
+    with closing(target.connect()) as conn:
+        password = logins.add_login(conn, person, "analyst")  # dropped with the database
+    found = Env(api, placeholders, list(files.values()), (person, password))
     warm_up = found.post("select 1")
     assert warm_up.status_code == 200, warm_up.text
     found.baseline = snapshot(found)
@@ -500,7 +569,7 @@ def env(api: Any) -> Iterator[Env]:
     try:
         yield found
     finally:
-        _repair(target, found.baseline, snapshot(found))
+        _repair(target, found.baseline, snapshot(found), found.key_id)
         _owner(target, f"drop sequence if exists {SEQUENCE}")
         if installed_dblink:
             _owner(target, "drop extension if exists dblink")
@@ -512,10 +581,11 @@ RESIDUE = ("sql_prepared_statements", "held_cursors", "listening_channels", "own
 
 
 def _assert_clean_session(env: Env, before: dict[str, Any] | None = None) -> None:
-    """The next request's session is the analyst's, read-only, with the 1 s limit and the settings of the module's
-    first one; and it holds no more leftovers (prepared statements, cursors, ...) than ``before`` (default: none)."""
+    """The next request's session is the key's own login (a member of analyst), read-only, with the 1 s limit and the
+    settings of the module's first one; and it holds no more leftovers (prepared statements, cursors, ...) than
+    ``before`` (default: none). Each request has a connection of its own: nothing should ever be left."""
     session = env.session_probe()
-    assert session["current_user"] == session["session_user"] == "analyst", session
+    assert session["session_user"] == session["current_user"] == logins.key_login(env.key_id), session
     assert session["transaction_read_only"] == "on", session
     assert session["statement_timeout"] in ("1s", "1000ms"), session
     settings = {name: value for name, value in session.items() if name not in RESIDUE}
@@ -523,7 +593,7 @@ def _assert_clean_session(env: Env, before: dict[str, Any] | None = None) -> Non
     assert settings == expected, changes(expected, settings)
     allowed = before or env.session
     left = {name: (allowed[name], session[name]) for name in RESIDUE if session[name] > allowed[name]}
-    assert left == {}, f"left on the pooled connection (before, after): {left}"
+    assert left == {}, f"left for the next request (before, after): {left}"
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
@@ -539,7 +609,7 @@ def test_select_from_the_catalogue(env: Env) -> None:
     response = env.post("select * from marts.catalogue")
     assert response.status_code == 200, response.text
     result = response.json()
-    assert set(result) == {"columns", "rows", "row_count", "truncated", "elapsed_ms"}
+    assert set(result) == {"columns", "rows", "row_count", "truncated", "truncated_by", "elapsed_ms"}
     with closing(env.target.connect()) as conn, conn.cursor() as cur:
         cur.execute("select * from marts.catalogue limit 0")
         names = [column.name for column in cur.description]
@@ -553,7 +623,7 @@ def test_select_from_the_catalogue(env: Env) -> None:
         == len(ids)
         == query(env.target, "select count(*) from marts.catalogue")[0][0]
     )
-    assert result["truncated"] is False
+    assert result["truncated"] is False and result["truncated_by"] is None
     assert isinstance(result["elapsed_ms"], int | float) and result["elapsed_ms"] >= 0
     position = names.index("content_id")
     assert sorted(row[position] for row in result["rows"]) == ids
@@ -625,39 +695,37 @@ def test_malformed_requests_are_422(env: Env, body: dict[str, Any]) -> None:
 
 
 def test_admin_may_use_it(env: Env) -> None:
-    response = env.post("select current_user::text", role="admin")
+    response = env.post("select current_user::text, pg_has_role('analyst', 'usage')", role="admin")
     assert response.status_code == 200, response.text
-    assert response.json()["rows"] == [["analyst"]]
+    assert response.json()["rows"] == [[logins.key_login(keys.parse_key_id(env.api.keys["admin"])), True]]
 
 
 def _while_holding_lock(env: Env, role: str | None, key: str | None = None) -> tuple[httpx.Response, int]:
-    """Send ``select pg_advisory_lock(LOCK_KEY)`` while the owner holds that lock, watching pg_locks meanwhile.
+    """Send ``select count(*) from LOCKED`` while the owner holds an ACCESS EXCLUSIVE lock on it, watching pg_locks
+    meanwhile.
 
     Had the statement run, it would wait on the owner's lock until its timeout: a waiter the watcher sees.
     Returns the response and how many times a waiter was seen.
     """
     seen = 0
-    waiting = (
-        "select count(*) from pg_locks where locktype = 'advisory' and objid = %s and not granted"
-        " and database = (select oid from pg_database where datname = current_database())"
-    )
+    waiting = f"select count(*) from pg_locks where relation = '{LOCKED}'::regclass and not granted"
     with closing(env.target.connect()) as holder, closing(env.target.connect()) as watcher:
-        holder.autocommit = watcher.autocommit = True
+        watcher.autocommit = True
         with holder.cursor() as held, watcher.cursor() as watch:
-            held.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
+            held.execute(f"lock table {LOCKED} in access exclusive mode")  # until the rollback below
             try:
                 with ThreadPoolExecutor(1) as pool:
-                    future = pool.submit(env.post, f"select pg_advisory_lock({LOCK_KEY})", role=role, key=key)
+                    future = pool.submit(env.post, f"select count(*) from {LOCKED}", role=role, key=key)
                     while True:
                         done = future.done()
-                        watch.execute(waiting, (LOCK_KEY,))
+                        watch.execute(waiting)
                         seen += watch.fetchone()[0]
                         if done:
                             break
                         time.sleep(0.005)
                     response = future.result()
             finally:
-                held.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
+                holder.rollback()
     return response, seen
 
 
@@ -682,7 +750,7 @@ def test_refused_callers_run_nothing(env: Env, role: str | None, key: str | None
     response, seen = _while_holding_lock(env, role, key)
     assert response.status_code == status, response.text
     assert seen == 0, "the statement ran (it waited on the owner's lock) although the caller was refused"
-    assert not query(env.target, f"select 1 from pg_locks where locktype = 'advisory' and objid = {LOCK_KEY}")
+    assert not query(env.target, f"select 1 from pg_locks where relation = '{LOCKED}'::regclass")
     _assert_unchanged(env)
 
 
@@ -710,7 +778,7 @@ def test_hostile_statement_is_refused_or_harmless(env: Env, payload: Payload) ->
 @pytest.mark.parametrize("function", ["pg_terminate_backend", "pg_cancel_backend"])
 def test_a_request_cannot_end_other_analysts_sessions(env: Env, function: str) -> None:
     """Another analyst's session (pgAdmin, say) survives a request that signals it: its pid is in pg_stat_activity."""
-    with closing(psycopg2.connect(**env.analyst_login)) as victim:
+    with closing(psycopg2.connect(**env.person_login)) as victim:
         victim.autocommit = True
         pid = victim.get_backend_pid()
         with ThreadPoolExecutor(1) as pool, victim.cursor() as cur:

@@ -16,6 +16,7 @@ from contextlib import closing
 import psycopg2
 import pytest
 from psycopg2 import errors, sql
+from queries import make_groups
 
 from recommender import access, logins
 from recommender.api import keys
@@ -24,16 +25,12 @@ from recommender.warehouse import Target, drop_database
 
 def _groups(target: Target) -> None:
     """The group roles and their rights, as dbt's on-run-start and `make run` leave them."""
+    make_groups(target)
     with closing(target.connect()) as conn, conn, conn.cursor() as cur:
-        for group in logins.GROUPS:
-            cur.execute("select 1 from pg_roles where rolname = %s", (group,))
-            if not cur.fetchone():
-                try:
-                    cur.execute(sql.SQL("create role {} nologin").format(sql.Identifier(group)))
-                except errors.DuplicateObject:  # another session made it just now
-                    conn.rollback()
         cur.execute("create schema if not exists marts")
-        cur.execute("create table marts.catalogue as select g as id, 'title ' || g as title from generate_series(1, 9) g")
+        cur.execute(
+            "create table marts.catalogue as select g as id, 'title ' || g as title from generate_series(1, 9) as g"
+        )
         cur.execute("grant usage on schema marts to analyst, data_scientist")
         cur.execute("grant select on marts.catalogue to analyst, data_scientist")
     with closing(target.connect()) as conn:
@@ -70,7 +67,10 @@ def watchdog(warehouse: Target) -> Iterator[None]:
     """A watchdog sweeping every 0.2 s, holding members' backends to 256 MB (the embedded server runs its own each
     second; this one is for both servers)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "recommender.watchdog", "--interval", "0.2", "--memory-limit", "256"],
+        [
+            *(sys.executable, "-m", "recommender.watchdog", "--interval", "0.2"),
+            *("--memory-limit", "256", "--transaction-limit", "3"),
+        ],
         env={**os.environ, **warehouse.env()},
     )
     yield
@@ -111,6 +111,7 @@ def test_the_group_is_nobody_s_login(warehouse: Target) -> None:
 def test_a_person_changes_their_own_password_and_nothing_of_the_group(warehouse: Target, person) -> None:
     name, password = person("analyst")
     with closing(_as(warehouse, name, password)) as conn, conn.cursor() as cur:
+        cur.execute("set default_transaction_read_only = off")  # as dbt leaves analyst: rights must refuse
         cur.execute(sql.SQL("alter role {} password 'a-new-one-of-mine'").format(sql.Identifier(name)))
         for statement in (
             "alter role analyst set statement_timeout = 0",
@@ -141,9 +142,9 @@ def test_an_analyst_who_lifts_the_timeout_is_still_stopped(warehouse: Target, pe
     with closing(_as(warehouse, name, password)) as conn, conn.cursor() as cur:
         cur.execute("show statement_timeout")
         assert cur.fetchone()[0] == "1s"  # the group's limit is the login's default
+        cur.execute("set default_transaction_read_only = off")
         cur.execute(sql.SQL("alter role {} set statement_timeout = 0").format(sql.Identifier(name)))  # their own
         cur.execute("set statement_timeout = 0")
-        cur.execute("set default_transaction_read_only = off")
         with pytest.raises(errors.QueryCanceled):
             cur.execute("select pg_sleep(30)")
         cur.execute("select 1")  # the session lives on
@@ -167,6 +168,19 @@ def test_a_statement_that_hoards_memory_is_stopped(warehouse: Target, person, wa
         cur.execute("set work_mem = '4GB'")
         with pytest.raises(errors.QueryCanceled):  # about 1.6 GB of array if left alone
             cur.execute("select cardinality(array_agg(g)) from generate_series(1, 200000000) as g")
+
+
+def test_a_transaction_of_short_statements_is_ended(warehouse: Target, person, watchdog) -> None:
+    _limit(warehouse, "analyst", "statement_timeout", "60s")  # a group whose statements are limited
+    name, password = person("analyst")
+    with (
+        closing(_as(warehouse, name, password)) as conn,
+        pytest.raises(psycopg2.OperationalError),
+        conn.cursor() as cur,
+    ):
+        cur.execute("begin")
+        for _ in range(200):  # 60 s of statements, each short, never idle for long
+            cur.execute("select count(*), pg_sleep(0.3) from marts.catalogue")
 
 
 def test_an_idle_transaction_is_ended(warehouse: Target, person, watchdog) -> None:
@@ -193,6 +207,7 @@ def test_an_idle_transaction_is_ended(warehouse: Target, person, watchdog) -> No
 def test_readers_cannot_take_advisory_locks_or_signal_sessions(warehouse: Target, person, group: str) -> None:
     name, password = person(group)
     with closing(_as(warehouse, name, password)) as conn, conn.cursor() as cur:
+        cur.execute("set default_transaction_read_only = off")  # as dbt leaves analyst: rights must refuse
         for statement in (
             "select pg_advisory_lock(7674352282522014670)",
             "select pg_try_advisory_lock(1)",
@@ -224,7 +239,7 @@ def test_a_revoked_login_ends_at_once(warehouse: Target, person) -> None:
             logins.revoke_login(conn, "analyst")  # a group is not a person's login
     with pytest.raises(psycopg2.OperationalError):
         session.cursor().execute("select 1")
-    with pytest.raises(psycopg2.OperationalError, match="password authentication failed|does not exist"):
+    with pytest.raises(psycopg2.OperationalError, match=r"password authentication failed|does not exist"):
         _as(warehouse, name, password)
     with closing(warehouse.connect()) as conn, conn.cursor() as cur:
         cur.execute("select tableowner from pg_tables where tablename = 'scientist_table'")

@@ -64,12 +64,19 @@ def _run(conn: connection, run_id: str) -> dict:
         return dict(zip([d.name for d in cur.description], cur.fetchone(), strict=True))
 
 
+def _name(conn: connection, run_id: str) -> str:
+    """The table of the run's rows, as the door names it."""
+    with conn, conn.cursor() as cur:
+        cur.execute("select predictions.partition_name(%s)", (run_id,))
+        return cur.fetchone()[0]
+
+
 def _partitions(conn: connection) -> set[str]:
     """Tables in schema predictions other than the parent (attached or not)."""
     with conn, conn.cursor() as cur:
         cur.execute(
             "select relname from pg_class where relnamespace = 'predictions'::regnamespace and relkind = 'r'"
-            " and relname <> 'model_runs'"
+            " and relname not in ('model_runs', 'switch_lock')"
         )
         return {name for (name,) in cur.fetchall()}
 
@@ -100,7 +107,7 @@ def test_published_rows_are_current_with_their_run(conn: connection) -> None:
     assert run["metrics"] == {"ndcg@10": 0.25} and run["timings"] == {"fit": 2.5}
     assert run["parameters"] == {"l2": 250.0, "nan": None} and run["data_snapshot"] == {"events": 1234}
     assert run["published_at"] is not None and run["finished_at"] is not None and run["error"] is None
-    assert _partitions(conn) == {publish.partition_name(run_id)}
+    assert _partitions(conn) == {_name(conn, run_id)}
     publish.ensure_schema(conn)  # again: changes nothing
     assert publish.current_run(conn) == run_id
 
@@ -119,7 +126,7 @@ def test_the_attach_needs_no_validation_scan(conn: connection) -> None:
     with conn, conn.cursor() as cur:
         cur.execute("set client_min_messages = debug1")
     run_id = _published(conn, _recommendations(10))
-    implied = f'partition constraint for table "{publish.partition_name(run_id)}" is implied by existing constraints'
+    implied = f'partition constraint for table "{_name(conn, run_id)}" is implied by existing constraints'
     assert any(implied in notice for notice in conn.notices), conn.notices
 
 
@@ -201,7 +208,7 @@ def test_rapid_publishes_never_show_readers_an_empty_set(database: Target, conn:
 def _untouched(conn: connection, run_id: str, recommendations: pd.DataFrame) -> None:
     assert publish.current_run(conn) == run_id
     _assert_same_rows(_current(conn), run_id, recommendations)
-    assert _partitions(conn) == {publish.partition_name(run_id)}
+    assert _partitions(conn) == {_name(conn, run_id)}
 
 
 def test_a_refused_run_fails_and_changes_nothing(conn: connection) -> None:
@@ -267,7 +274,7 @@ def test_a_failure_after_the_attach_removes_the_partition(conn: connection, monk
     run_id = publish.start_run(conn, "ease", {}, {})
     with pytest.raises(RuntimeError, match="the switch failed"):
         publish.publish(conn, run_id, _recommendations(40, seed=9), metrics={}, timings={})
-    assert publish.partition_name(run_id) in attached[0]  # it got that far
+    assert _name(conn, run_id) in attached[0]  # it got that far
     assert _run(conn, run_id)["status"] == "failed" and "the switch failed" in _run(conn, run_id)["error"]
     _untouched(conn, previous, good)
 
@@ -284,9 +291,7 @@ def test_a_reader_that_never_ends_fails_the_publish_in_time(database: Target, co
         cur.execute("select count(*) from predictions.current_recommendations")
         assert cur.fetchone()[0] == len(good)
     assert _run(conn, run_id)["status"] == "failed"
-    # the reader blocked dropping the partition too; the next prune drops it
-    publish.prune(conn)
-    _untouched(conn, previous, good)
+    _untouched(conn, previous, good)  # it waited before attaching: nothing was left behind
 
 
 def test_rollback_returns_to_the_previous_run(conn: connection) -> None:
@@ -311,14 +316,14 @@ def test_rollback_returns_to_the_previous_run(conn: connection) -> None:
 
 def test_pruning_keeps_the_newest_runs(conn: connection) -> None:
     runs = [_published(conn, _recommendations(10, seed=seed), keep=2) for seed in range(4)]
-    assert _partitions(conn) == {publish.partition_name(run_id) for run_id in runs[2:]}
+    assert _partitions(conn) == {_name(conn, run_id) for run_id in runs[2:]}
     assert [_run(conn, run_id)["status"] for run_id in runs] == ["published"] * 4
     assert publish.rollback(conn) == runs[2]
     with pytest.raises(publish.PublishError, match=r"2 earlier run\(s\) had their recommendations pruned"):
         publish.rollback(conn)
     # the current run keeps its rows even when newer runs outnumber keep
     runs.append(_published(conn, _recommendations(10, seed=5), keep=1))
-    assert _partitions(conn) == {publish.partition_name(runs[-1])}
+    assert _partitions(conn) == {_name(conn, runs[-1])}
 
 
 def test_a_failed_prune_does_not_fail_the_publish(conn: connection, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,12 +344,14 @@ def test_runs_fail_once_and_publish_once(conn: connection) -> None:
     publish.fail_run(conn, run_id, "first reason")
     publish.fail_run(conn, run_id, "second reason")  # as a caller's own except clause may
     assert _run(conn, run_id)["error"] == "first reason"
-    with pytest.raises(publish.PublishError, match="is failed"):
+    with pytest.raises(publish.PublishError, match=f"run {run_id} is failed: open_rows takes a running run"):
         publish.publish(conn, run_id, _recommendations(5), metrics={}, timings={})
-    with pytest.raises(publish.PublishError, match="no run 'run-nope'"):
+    with pytest.raises(publish.PublishError, match="'run-nope' is not a run id"):
         publish.publish(conn, "run-nope", _recommendations(5), metrics={}, timings={})
+    with pytest.raises(publish.PublishError, match="there is no run run-20000101T000000-000000"):
+        publish.publish(conn, "run-20000101T000000-000000", _recommendations(5), metrics={}, timings={})
     published = _published(conn, _recommendations(5))
-    with pytest.raises(publish.PublishError, match="is published; only a running run can fail"):
+    with pytest.raises(publish.PublishError, match="is published: fail_run takes a running or failed run"):
         publish.fail_run(conn, published, "too late")
     assert publish.current_run(conn) == published
 
@@ -360,14 +367,9 @@ def test_analysts_may_read_the_predictions(database: Target, order: str) -> None
         steps = [publish.ensure_schema, access.prepare_python_schemas]
         for step in steps if order == "schema first" else steps[::-1]:
             step(conn)
-        run_id = _published(conn, _recommendations(5))
+        partition = _name(conn, _published(conn, _recommendations(5)))
         with conn, conn.cursor() as cur:
-            for relation in (
-                "model_runs",
-                "recommendations",
-                "current_recommendations",
-                publish.partition_name(run_id),
-            ):
+            for relation in ("model_runs", "recommendations", "current_recommendations", partition):
                 cur.execute("select has_table_privilege('analyst', %s, 'select')", (f"predictions.{relation}",))
                 assert cur.fetchone()[0], relation
 
@@ -461,7 +463,18 @@ def test_a_staged_run_becomes_current_only_in_its_callers_transaction(conn: conn
 def _untouched_but_for(conn: connection, run_id: str, recommendations: pd.DataFrame, staged: str) -> None:
     assert publish.current_run(conn) == run_id
     _assert_same_rows(_current(conn), run_id, recommendations)
-    assert _partitions(conn) == {publish.partition_name(run_id), publish.partition_name(staged)}
+    assert _partitions(conn) == {_name(conn, run_id), _name(conn, staged)}
+
+
+def _gone(conn: connection, pid: int) -> None:
+    """Until the session ``pid`` has left pg_stat_activity (a backend exits a moment after its client closes)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with conn, conn.cursor() as cur:
+            cur.execute("select count(*) from pg_stat_activity where pid = %s", (pid,))
+            if cur.fetchone()[0] == 0:
+                return
+        time.sleep(0.01)
 
 
 def test_a_run_whose_process_died_is_failed_and_pruned(database: Target, conn: connection) -> None:
@@ -471,6 +484,7 @@ def test_a_run_whose_process_died_is_failed_and_pruned(database: Target, conn: c
         orphan = _published(dying, _recommendations(40, seed=12), current=False)
         running = publish.start_run(conn, "ease", {}, {})  # alive: its session is conn's
         assert publish.reap_orphans(conn) == []  # both sessions are alive
+    _gone(conn, _run(conn, orphan)["backend_pid"])
     assert publish.reap_orphans(conn) == [orphan]
     assert _run(conn, orphan)["status"] == "failed"
     assert f"session {_run(conn, orphan)['backend_pid']} is gone" in _run(conn, orphan)["error"]

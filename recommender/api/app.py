@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +20,8 @@ from recommender import access, activity
 from recommender.api import keys
 from recommender.api.auth import public
 from recommender.api.database import Database, Reader, Settings
+from recommender.api.limits import RequestLimits, invalid_request
+from recommender.api.rate_limit import RateLimiter
 from recommender.api.routers import keys as key_routes
 from recommender.api.routers import marts, people, reference, runs, sql, titles, users
 from recommender.api.run_cache import CURRENT_RUN
@@ -45,6 +48,11 @@ DESCRIPTION = """The netflix_warehouse catalogue, users' activity and recommenda
 Reading the catalogue needs no key. Everything else needs an API key in the header
 `X-API-Key`, of a role the endpoint lists under `x-roles` (admin may use every endpoint).
 Keys are created on the command line: `python -m recommender keys create --role analyst --name alice`.
+
+Limits: a request with a body needs a key, checked before the body is read (401); a body
+has at most NETFLIX_API_MAX_BODY_BYTES (default 16 MiB; 413); each key may make
+NETFLIX_API_RATE_PER_S requests a second, in bursts of NETFLIX_API_RATE_BURST (default
+100 and 200; 429 with `Retry-After`); a 422 echoes only the start of a bad input.
 """
 
 
@@ -143,7 +151,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncpg.QueryCanceledError: _too_slow,
             asyncpg.PostgresConnectionError: _database_down,
             ConnectionError: _database_down,
+            RequestValidationError: invalid_request,
         },
+    )
+    app.state.rate_limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+    # AccessLog outermost: it logs the answers RequestLimits gives before the app runs
+    app.add_middleware(
+        RequestLimits, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     app.add_middleware(AccessLog)
     for module in (titles, people, reference, users, runs, sql, marts, key_routes):

@@ -3,6 +3,8 @@
     client = ApiClient("http://127.0.0.1:8000", key)          # a data_scientist key
     features = client.read_table("marts.ml_title_features")    # as warehouse.read_table(conn, ...) gives it
     client.write_users(users); client.write_events(events)     # as activity.write_users / write_events take them
+    run_id = client.start_run("ease", parameters, snapshot)   # a model run, as recommender.publish's
+    client.upload_recommendations(run_id, recommendations); client.publish_run(run_id, metrics=..., timings=...)
 
 ``python -m recommender simulate --api URL`` and ``train --api URL`` use it, with the key in
 ``NETFLIX_API_KEY``. Writes go in chunks of ``chunk_rows`` rows, each chunk one batch (all
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 from recommender import activity
 
 KEY_VARIABLE = "NETFLIX_API_KEY"
+PARQUET = "application/vnd.apache.parquet"
 CHUNK_ROWS = 20_000  # rows per write request (the API takes up to 50,000)
 RETRY_STATUSES = (502, 503, 504)
 
@@ -215,10 +218,19 @@ class ApiClient:
         self.close()
 
     def _request(
-        self, method: str, path: str, *, params: Any = None, content: bytes | None = None, headers: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        content: bytes | None = None,
+        headers: Any = None,
+        retries: int | None = None,
     ) -> httpx.Response:
-        """Send, retrying what is safe to retry (no answer, 502, 503, 504); ApiError if the API never answers."""
-        for attempt in range(self.retries + 1):
+        """Send, retrying what is safe to retry (no answer, 502, 503, 504) ``retries`` times (default: the
+        client's); ApiError if the API never answers."""
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             try:
                 response = self._http.request(
                     method,
@@ -228,10 +240,10 @@ class ApiClient:
                     headers={**self._headers, **(headers or {})},
                 )
             except httpx.TransportError as exc:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise ApiError(f"the API at {self.base_url} does not answer ({method} {path}): {exc}") from exc
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                if response.status_code not in RETRY_STATUSES or attempt == retries:
                     return response
             time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
@@ -284,3 +296,39 @@ class ApiClient:
         The users must be written first (an earlier call, or the warehouse already has them).
         """
         return self._write("/events", "viewing_events", events)
+
+    def _run_step(self, method: str, path: str, content: bytes, media_type: str) -> dict[str, Any]:
+        """One step of a model run, never retried: a step that went through must not run twice (an upload's
+        rows are attached once), and one that failed has failed the run."""
+        response = self._request(method, path, content=content, headers={"Content-Type": media_type}, retries=0)
+        if not response.is_success:
+            raise self._refused(response, method, path)
+        return response.json()
+
+    def _run_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._run_step("POST", path, json.dumps(_plain(body), allow_nan=False).encode(), "application/json")
+
+    def start_run(self, model: str, parameters: dict[str, Any], data_snapshot: dict[str, Any]) -> str:
+        """``POST /runs``: register a running run of ``model``; its run_id (as ``publish.start_run``)."""
+        return self._run_json("/runs", {"model": model, "parameters": parameters, "data_snapshot": data_snapshot})[
+            "run_id"
+        ]
+
+    def upload_recommendations(self, run_id: str, recommendations: pd.DataFrame) -> dict[str, Any]:
+        """``PUT /runs/{run_id}/recommendations`` as Parquet (columns as ``publish.stage`` takes them): checked whole
+        and attached, not yet current; the answer (rows, users). Refused rows: ApiError (422) naming the columns
+        and rows, and the run has failed."""
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(recommendations, preserve_index=False), sink)
+        return self._run_step("PUT", f"/runs/{run_id}/recommendations", sink.getvalue(), PARQUET)
+
+    def publish_run(
+        self, run_id: str, *, metrics: dict[str, Any], timings: dict[str, Any], current: bool = True
+    ) -> dict[str, Any]:
+        """``POST /runs/{run_id}/publish``: record what the run measured and, with ``current``, make it current;
+        the run as the API answers it."""
+        return self._run_json(f"/runs/{run_id}/publish", {"metrics": metrics, "timings": timings, "current": current})
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """``POST /runs/{run_id}/fail``: mark the running run failed (one that failed already keeps its error)."""
+        self._run_json(f"/runs/{run_id}/fail", {"error": error})

@@ -1,19 +1,22 @@
-"""The API's connections: a pool for reads, a pool for the analysts' SQL, connections for writes.
+"""The API's connections: a pool for reads, a connection per analyst's SQL statement, connections for writes.
 
 Reads go through asyncpg (the API's hot path: one round trip, statements prepared once
-per connection). The analysts' SQL logs in as the database role ``analyst`` itself, so
-that neither ``SET ROLE`` nor ``RESET ROLE`` inside a statement can reach a role with
-more rights. Writes reuse ``recommender.activity`` (validation, batch digests, COPY),
+per connection). An analyst's SQL logs in as the calling key's own database login (a
+member of analyst), on a connection of its own that is closed afterwards: neither
+``SET ROLE`` nor ``RESET ROLE`` inside a statement can reach a role with more rights,
+no session state outlives the request, one caller cannot see another's statements,
+and the database's logs name the key. Writes reuse ``recommender.activity`` (validation, batch digests, COPY),
 which works on psycopg2 connections, in FastAPI's thread pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
@@ -21,7 +24,7 @@ from fastapi import Depends, HTTPException, Request
 from psycopg2.extensions import connection
 from psycopg2.pool import ThreadedConnectionPool
 
-from recommender import access
+from recommender import logins
 from recommender.api.run_cache import RunCache
 from recommender.warehouse import Target, target_from_env
 
@@ -38,21 +41,29 @@ class Settings:
     """What the API connects to and its limits; ``from_env`` reads them from ``NETFLIX_*`` variables."""
 
     target: Target
-    analyst_password: str = field(repr=False)
     sql_time_limit_ms: int = 1000  # as Datasette's sql_time_limit_ms
     sql_max_rows: int = 1000  # as Datasette's max_returned_rows
     cache_entries: int = 20_000  # recommendations answers kept per worker (about 3 kB each)
     pool_size: int = 50  # a request waiting for a connection waits behind newer ones: size it for the concurrency
+    sql_max_bytes: int = 10 * 2**20  # a /sql answer stops after the row that reaches this many bytes
+    max_body_bytes: int = 16 * 2**20  # a request body; 50,000 events (a write's most) take 12 MiB as JSON
+    max_upload_bytes: int = 512 * 2**20  # a body of limits.UPLOAD_PATHS (uploaded recommendation rows)
+    rate_per_s: float = 100  # requests a second per API key (token bucket, per worker process); 0: no limit
+    rate_burst: int = 200  # requests a key may make at once before the rate applies; 0: no limit
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, target: Target | None = None) -> Settings:
         return cls(
             target=target or target_from_env(environ),
-            analyst_password=access.role_password("analyst", environ),
             sql_time_limit_ms=_int(environ, "NETFLIX_SQL_TIME_LIMIT_MS", 1000, 1, 600_000),
             sql_max_rows=_int(environ, "NETFLIX_SQL_MAX_ROWS", 1000, 1, 1_000_000),
             cache_entries=_int(environ, "NETFLIX_API_CACHE_ENTRIES", 20_000, 0, 10_000_000),
             pool_size=_int(environ, "NETFLIX_API_POOL_SIZE", 50, 1, 1000),
+            sql_max_bytes=_int(environ, "NETFLIX_SQL_MAX_BYTES", 10 * 2**20, 1, 2**31),
+            max_body_bytes=_int(environ, "NETFLIX_API_MAX_BODY_BYTES", 16 * 2**20, 0, 2**40),
+            max_upload_bytes=_int(environ, "NETFLIX_API_MAX_UPLOAD_BYTES", 512 * 2**20, 0, 2**40),
+            rate_per_s=_int(environ, "NETFLIX_API_RATE_PER_S", 100, 0, 10_000_000),
+            rate_burst=_int(environ, "NETFLIX_API_RATE_BURST", 200, 0, 10_000_000),
         )
 
 
@@ -63,14 +74,10 @@ async def _end_transaction(conn: asyncpg.Connection) -> None:
         await conn.execute("rollback")
 
 
-async def _discard_all(conn: asyncpg.Connection) -> None:
-    """Forget everything an analyst's statement left in the session (asyncpg's own reset keeps prepared statements)."""
-    await conn.execute("discard all")
-
-
 WRITERS = 4  # connections for writes (each a COPY of one batch)
 WRITER_WAIT_S = 30.0
-ANALYST_CONNECTIONS = 5
+SQL_CONNECTIONS = 5  # analysts' statements at once, per API process
+SQL_CONNECT_WAIT_S = 5.0  # a statement waits this long for its turn, then hears 503
 
 
 class Database:
@@ -79,7 +86,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.reader: asyncpg.Pool | None = None
-        self.analyst: asyncpg.Pool | None = None
+        self._sql_slots = asyncio.Semaphore(SQL_CONNECTIONS)
         self._writers: ThreadedConnectionPool | None = None
         self._writer_slots = threading.BoundedSemaphore(WRITERS)
         # GET /users/{id}/recommendations answers of the current run
@@ -100,17 +107,6 @@ class Database:
             reset=_end_transaction,
             **common,
         )
-        # min_size 0: a warehouse whose analyst cannot log in still serves everything but /sql
-        self.analyst = await asyncpg.create_pool(
-            user="analyst",
-            password=self.settings.analyst_password,
-            min_size=0,
-            max_size=ANALYST_CONNECTIONS,
-            server_settings={"application_name": "netflix_warehouse api /sql"},
-            statement_cache_size=0,  # an analyst's statement is prepared once, never kept
-            reset=_discard_all,
-            **common,
-        )
         self._writers = ThreadedConnectionPool(
             0,
             WRITERS,
@@ -123,11 +119,41 @@ class Database:
         )
 
     async def close(self) -> None:
-        for pool in (self.reader, self.analyst):
-            if pool is not None:
-                await pool.close()
+        if self.reader is not None:
+            await self.reader.close()
         if self._writers is not None:
             self._writers.closeall()
+
+    @asynccontextmanager
+    async def key_connection(self, key_id: str) -> AsyncIterator[asyncpg.Connection]:
+        """A new connection logged in as the key's own database login, closed (or, if busy, cut) afterwards."""
+        try:
+            await asyncio.wait_for(self._sql_slots.acquire(), SQL_CONNECT_WAIT_S)
+        except TimeoutError:
+            raise HTTPException(
+                503, "every SQL connection is busy; retry shortly", headers={"Retry-After": "1"}
+            ) from None
+        try:
+            login = logins.key_target(self.settings.target, key_id)
+            conn = await asyncpg.connect(
+                host=login.host,
+                port=login.port,
+                database=login.database,
+                user=login.user,
+                password=login.password,
+                timeout=SQL_CONNECT_WAIT_S,
+                statement_cache_size=0,  # an analyst's statement is prepared once, never kept
+                server_settings={"application_name": "netflix_warehouse api /sql"},
+            )
+            try:
+                yield conn
+            finally:
+                try:
+                    await conn.close(timeout=1)
+                except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError, TimeoutError):
+                    conn.terminate()  # a statement still running (a timeout) is cut, not waited for
+        finally:
+            self._sql_slots.release()
 
     @contextmanager
     def writer(self) -> Iterator[connection]:

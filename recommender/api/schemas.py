@@ -14,7 +14,7 @@ from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
 from sqlmodel import SQLModel
 
-from recommender.activity import AGE_BANDS, DEVICES, PLANS
+from recommender.activity import AGE_BANDS, DEVICES, EARLIEST, PLANS, TOO_LATE
 from recommender.api.keys import ROLES
 
 Item = TypeVar("Item")
@@ -32,8 +32,9 @@ def _no_nul(value: Any) -> Any:
 
 
 def _plausible(moment: datetime) -> datetime:
-    if not 1900 <= moment.year <= 2100:
-        raise ValueError("must be between the years 1900 and 2100")
+    # the instant's year in UTC, as recommender.activity and the database see it, whatever offset it came with
+    if not EARLIEST <= moment < TOO_LATE:
+        raise ValueError("must be in the years 1900 to 2100 of UTC")
     return moment
 
 
@@ -258,6 +259,43 @@ class ModelRun(SQLModel):
     published_at: datetime | None
 
 
+# A run's own checks (model name, sizes, states) are the database's, in predictions' door: one set of rules.
+
+
+class RunStart(SQLModel):
+    """A new model run: what it is, its parameters and what it trained on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Text = Field(examples=["ease"], description="1 to 64 letters, digits, _ . : or -")
+    parameters: Attributes = {}
+    data_snapshot: Attributes = {}
+
+
+class RunRows(SQLModel):
+    """A run's rows, checked and attached as its partition: ready to publish, not yet current."""
+
+    run_id: str
+    rows: int
+    users: int
+
+
+class RunPublish(SQLModel):
+    """What the run measured; ``current`` false leaves it staged (running) for a later publish."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: Attributes = {}
+    timings: Attributes = {}
+    current: bool = True
+
+
+class RunFail(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error: Text = Field(min_length=1, description="why the run failed (its first 10,000 characters are kept)")
+
+
 class SqlQuery(SQLModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -274,7 +312,11 @@ class SqlResult(SQLModel):
     columns: list[SqlColumn]
     rows: list[list[Any]]
     row_count: int
-    truncated: bool = Field(description="true: there were more rows than the cap; only the first ones are here")
+    truncated: bool = Field(description="true: there were more rows than the caps let through; the first ones are here")
+    truncated_by: Literal["rows", "bytes"] | None = Field(
+        default=None,
+        description="the cap that cut the answer: rows (NETFLIX_SQL_MAX_ROWS) or bytes (NETFLIX_SQL_MAX_BYTES)",
+    )
     elapsed_ms: float
 
 

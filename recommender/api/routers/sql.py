@@ -1,13 +1,13 @@
 """``POST /sql``: analysts' ad-hoc SQL, made safe by the database rather than by parsing.
 
-The statement runs on a connection that logged in as the role ``analyst`` (read-only
-grants; ``SET ROLE`` or ``RESET ROLE`` cannot reach more), inside a READ ONLY
-transaction that is always rolled back, after ``SET LOCAL ROLE analyst`` and a
-``statement_timeout``. It goes through the extended query protocol, which takes exactly
-one statement. At most ``sql_max_rows`` rows are fetched, from a cursor, so an endless
-result costs no more than its first rows. The connection is reset with DISCARD ALL
-(settings, advisory locks, LISTEN, cursors, prepared statements, temporary tables)
-before it serves the next request.
+The statement runs on a connection of its own that logged in as the calling key's
+database login, a member of ``analyst`` (read-only grants; ``SET ROLE`` or ``RESET
+ROLE`` cannot reach more), inside a READ ONLY transaction that is always rolled back,
+under a ``statement_timeout``. It goes through the extended query protocol, which takes exactly
+one statement. Rows are fetched from a cursor in small batches until ``sql_max_rows``
+rows, or the row that brings the answer to ``sql_max_bytes``, so an endless or a wide
+result costs no more than its first rows. The connection is closed afterwards, with
+whatever the statement left in its session.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 
-from recommender.api.auth import needs
+from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, database
 from recommender.api.schemas import SqlColumn, SqlQuery, SqlResult
 
 router = APIRouter(tags=["ad-hoc SQL"])
-ACQUIRE_TIMEOUT_S = 5.0  # a request waits this long for one of the analyst connections, then hears 503
 
 
 def _plain(value: Any) -> Any:
@@ -50,50 +49,80 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-async def _run(pool: asyncpg.Pool, statement: str, max_rows: int, time_limit_ms: int) -> tuple[list, list, bool]:
-    try:
-        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
-    except TimeoutError:
-        raise HTTPException(
-            503, "every analyst connection is busy; retry shortly", headers={"Retry-After": "1"}
-        ) from None
-    try:
-        return await _run_on(conn, statement, max_rows, time_limit_ms)
-    finally:
-        await pool.release(conn)
+async def _run(
+    db: Database, caller: Caller, statement: str, max_rows: int, time_limit_ms: int, max_bytes: int
+) -> tuple[list[SqlColumn], list[list[Any]], str | None]:
+    async with db.key_connection(caller.key_id) as conn:
+        return await _run_on(conn, statement, max_rows, time_limit_ms, max_bytes)
+
+
+def _size(row: list[Any]) -> int:
+    """About the bytes ``row`` takes in a JSON or CSV answer: its values as UTF-8 text, a separator and quotes each."""
+    return sum(len(text) if (text := str(value)).isascii() else len(text.encode()) for value in row) + 3 * len(row)
+
+
+BATCH_ROWS = 100  # rows fetched at once at most: what a cap can make the API hold beyond it
+
+
+async def _fetch(
+    cursor: asyncpg.cursor.Cursor, max_rows: int, max_bytes: int, timeout: float
+) -> tuple[list[list[Any]], str | None]:
+    """Rows (``_plain`` values) up to ``max_rows``, or up to the one that brings them to ``max_bytes``, and the
+    cap that cut them (None: the result ended first), within ``timeout`` seconds in all."""
+    deadline = time.monotonic() + timeout
+    rows: list[list[Any]] = []
+    size, batch = 0, 1
+    while True:
+        # batches grow from 1 row to BATCH_ROWS, but no further than the rows that fit at the size seen so far
+        fits = (max_bytes - size) * len(rows) // size + 1 if rows else batch
+        wanted = max(1, min(batch, fits, max_rows + 1 - len(rows)))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        fetched = await cursor.fetch(wanted, timeout=left)
+        for record in fetched:
+            if len(rows) == max_rows or size >= max_bytes:  # a row past a cap: the answer is cut
+                return rows, "rows" if len(rows) == max_rows else "bytes"
+            rows.append(row := [_plain(value) for value in record])
+            size += _size(row)
+        if len(fetched) < wanted:
+            return rows, None
+        batch = min(2 * batch, BATCH_ROWS)
 
 
 async def _run_on(
-    conn: asyncpg.Connection, statement: str, max_rows: int, time_limit_ms: int
-) -> tuple[list, list, bool]:
-    """Columns, at most ``max_rows + 1`` rows, and whether there were more, in a rolled-back READ ONLY transaction."""
+    conn: asyncpg.Connection, statement: str, max_rows: int, time_limit_ms: int, max_bytes: int
+) -> tuple[list[SqlColumn], list[list[Any]], str | None]:
+    """Columns, the rows the caps let through and the cap that cut them, in a rolled-back READ ONLY transaction."""
     transaction = conn.transaction(readonly=True)
     await transaction.start()
     try:
-        await conn.execute(f"set local role analyst; set local statement_timeout = {int(time_limit_ms)}")
+        await conn.execute(f"set local statement_timeout = {int(time_limit_ms)}")
         # past the server's own timeout by a second: a backstop that cancels the query
         timeout = time_limit_ms / 1000 + 1
         prepared = await conn.prepare(statement, timeout=timeout)
         columns = [SqlColumn(name=a.name, type=a.type.name) for a in prepared.get_attributes()]
         if columns:
-            rows = await (await prepared.cursor()).fetch(max_rows + 1, timeout=timeout)
+            rows, cut_by = await _fetch(await prepared.cursor(), max_rows, max_bytes, timeout)
         else:
             await prepared.fetch(timeout=timeout)
-            rows = []
+            rows, cut_by = [], None
     finally:
         # never commit; a statement that ended its own session leaves nothing to roll back, and its error stands
         with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
             await transaction.rollback()
-    return columns, rows, len(rows) > max_rows
+    return columns, rows, cut_by
 
 
 @router.post(
     "/sql",
     response_model=SqlResult,
     summary="Run one read-only SQL statement as the analyst role",
-    description="Limits: a statement timeout (NETFLIX_SQL_TIME_LIMIT_MS, default 1000 ms) and a row cap"
-    " (NETFLIX_SQL_MAX_ROWS, default 1,000; `truncated` says there were more). A database error is a 400"
-    " with the database's message and SQLSTATE. `format: csv` answers text/csv (header `X-Truncated`).",
+    description="Limits: a statement timeout (NETFLIX_SQL_TIME_LIMIT_MS, default 1000 ms), a row cap"
+    " (NETFLIX_SQL_MAX_ROWS, default 1,000) and a byte cap (NETFLIX_SQL_MAX_BYTES, default 10 MiB: the answer"
+    " ends with the row that reaches it). `truncated` says there were more rows, `truncated_by` which cap cut"
+    " them. A database error is a 400 with the database's message and SQLSTATE. `format: csv` answers text/csv"
+    " (headers `X-Truncated` and, when cut, `X-Truncated-By`).",
     **needs(
         "analyst",
         responses={
@@ -103,13 +132,19 @@ async def _run_on(
         },
     ),
 )
-async def run_sql(query: SqlQuery, db: Annotated[Database, Depends(database)]) -> Response:
+async def run_sql(
+    query: SqlQuery, db: Annotated[Database, Depends(database)], caller: Annotated[Caller, Depends(require("analyst"))]
+) -> Response:
     settings = db.settings
     started = time.perf_counter()
     try:
-        columns, rows, truncated = await _run(db.analyst, query.sql, settings.sql_max_rows, settings.sql_time_limit_ms)
+        columns, rows, cut_by = await _run(
+            db, caller, query.sql, settings.sql_max_rows, settings.sql_time_limit_ms, settings.sql_max_bytes
+        )
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
-        raise HTTPException(503, f"the API cannot log in as analyst ({exc}); run `make run` to set its login") from None
+        raise HTTPException(
+            503, f"the API cannot log in as this key's database login ({exc}): create a new key"
+        ) from None
     except (asyncpg.InsufficientResourcesError, asyncpg.OperatorInterventionError) as exc:  # classes 53, 57
         if exc.sqlstate != "57014":  # a statement's own timeout is the caller's to fix
             raise HTTPException(503, f"the database cannot serve this now: {exc}") from None
@@ -120,14 +155,17 @@ async def run_sql(query: SqlQuery, db: Annotated[Database, Depends(database)]) -
         return JSONResponse({"detail": "canceling statement due to statement timeout", "sqlstate": "57014"}, 400)
     except asyncpg.InterfaceError as exc:  # e.g. a statement asyncpg will not run inside its transaction
         return JSONResponse({"detail": str(exc), "sqlstate": None}, 400)
-    rows = [[_plain(value) for value in row] for row in rows[: settings.sql_max_rows]]
+    truncated = cut_by is not None
     if query.format == "csv":
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow([column.name for column in columns])
         # arrays and json as JSON text, as a spreadsheet or pandas.read_csv can take them back
         writer.writerows([[json.dumps(v) if isinstance(v, list | dict) else v for v in row] for row in rows])
-        return Response(text.getvalue(), media_type="text/csv", headers={"X-Truncated": str(truncated).lower()})
+        headers = {"X-Truncated": str(truncated).lower(), **({"X-Truncated-By": cut_by} if cut_by else {})}
+        return Response(text.getvalue(), media_type="text/csv", headers=headers)
     elapsed = round((time.perf_counter() - started) * 1000, 1)
-    result = SqlResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated, elapsed_ms=elapsed)
+    result = SqlResult(
+        columns=columns, rows=rows, row_count=len(rows), truncated=truncated, truncated_by=cut_by, elapsed_ms=elapsed
+    )
     return JSONResponse(result.model_dump())

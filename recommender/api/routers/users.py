@@ -25,6 +25,7 @@ from psycopg2.extensions import connection
 from recommender import activity
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
+from recommender.api.limits import short_errors
 from recommender.api.run_cache import VERSION
 from recommender.api.schemas import (
     Event,
@@ -65,7 +66,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]) -> HTTPException:
-    """A BatchError as FastAPI's own 422: one entry per problem, ``loc`` naming the item and field."""
+    """A BatchError as FastAPI's own 422: one entry per problem, ``loc`` naming the item and field, short as
+    every 422 is (``limits.short_errors``)."""
     unique_clash = exc.problems["reason"].eq("already written").any()
     detail = [
         {
@@ -76,7 +78,7 @@ def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]
         }
         for row in exc.problems.itertuples()
     ]
-    return HTTPException(409 if unique_clash else 422, detail)
+    return HTTPException(409 if unique_clash else 422, short_errors(detail))
 
 
 def _in_list(index: int | None, column: str) -> list[Any]:
