@@ -33,10 +33,11 @@ import pyarrow as pyarrow_lib
 import pyarrow.csv as pyarrow_csv
 from psycopg2.extensions import connection
 
-from recommender import activity, pipeline
-from recommender.dbt import run_dbt
-from recommender.simulate import SimulationConfig, simulate, write
-from recommender.warehouse import PROJECT_ROOT, Target, read_table, throwaway_warehouse
+from recommender import activity
+from recommender.activity.simulate import SimulationConfig, simulate, write
+from recommender.refresh import pipeline
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table, throwaway_warehouse
 
 COHORT = 100_000
 DAYS = 31  # about 50 sessions a user: 100,000 users make over 5 million events

@@ -14,7 +14,7 @@ For each size, in the same run:
   hands it, same parameters, BLAS at one thread too (as implicit recommends), so the ratio
   ours / implicit is the wrapper's overhead; implicit's own per-iteration times come
   from its fit callback;
-- baseline (b): ``recommender.models.base.to_matrix(df)``, the DataFrame-to-CSR step,
+- baseline (b): ``recommender.ml.algorithms.base.to_matrix(df)``, the DataFrame-to-CSR step,
   and the reweighting step alone;
 - recommending the top 20 unseen titles to every user: ours (``model.recommend``, in batches
   of 2048 users, returning a DataFrame) and implicit's ``recommend`` on all users.
@@ -50,9 +50,9 @@ import scipy
 from implicit.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from recommender.models import build_model
-from recommender.models.als import reweight
-from recommender.models.base import to_matrix
+from recommender.ml.algorithms import build_model
+from recommender.ml.algorithms.als import reweight
+from recommender.ml.algorithms.base import to_matrix
 
 N_TITLES = 5806  # the real export: 3,759 movies and 2,047 shows
 N_MOVIES = 3759

@@ -40,9 +40,9 @@ from pathlib import Path
 
 from api_speed import api_server, create_key
 
-from recommender import pipeline
-from recommender.simulate import SimulationConfig
-from recommender.warehouse import PROJECT_ROOT, throwaway_warehouse
+from recommender.activity.simulate import SimulationConfig
+from recommender.refresh import pipeline
+from recommender.warehouse.targets import PROJECT_ROOT, throwaway_warehouse
 
 MB = 1e6
 CHUNK = b" " * 2**20

@@ -47,9 +47,9 @@ from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recommender import pipeline
-from recommender.simulate import SimulationConfig
-from recommender.warehouse import PROJECT_ROOT, Target, free_port, throwaway_warehouse
+from recommender.activity.simulate import SimulationConfig
+from recommender.refresh import pipeline
+from recommender.warehouse.targets import PROJECT_ROOT, Target, free_port, throwaway_warehouse
 
 # the query of recommender/api/routers/users.py get_recommendations, in psycopg2's placeholders
 RECOMMENDATIONS_SQL = """select recommendation_rank as rank, content_id, title, content_type, release_year, score,

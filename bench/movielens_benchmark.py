@@ -8,7 +8,7 @@ MovieLens may not be redistributed: the wheel stays in the cache, never in the r
 
 Protocol (LF Recommenders' ``examples/06_benchmarks/movielens``): 75/25 split stratified
 by item (``python_stratified_split``, seed 42), top 10, items seen in train excluded,
-every held-out rating relevant. Models come from ``recommender.models.MODELS``; the
+every held-out rating relevant. Models come from ``recommender.ml.algorithms.MODELS``; the
 content model gets ML-100k's genres and release decades.
 
     python bench/movielens_benchmark.py [--wheel PATH] [--cache DIR] [--out target/evaluation|docs] [--models a,b]
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from recommender.evaluate import LF_REFERENCE_ML100K, Protocol, run
-from recommender.models import MODELS
-from recommender.movielens import load_items, load_ratings
-from recommender.warehouse import PROJECT_ROOT
+from recommender.ml.algorithms import MODELS
+from recommender.ml.evaluate import LF_REFERENCE_ML100K, Protocol, run
+from recommender.ml.movielens import load_items, load_ratings
+from recommender.warehouse.targets import PROJECT_ROOT
 
 RECBOLE = "recbole==1.2.1"
 WHEEL_NAME = "recbole-1.2.1-py3-none-any.whl"

@@ -1,4 +1,4 @@
-"""Publishing recommendations (``recommender.publish``) beside a bare COPY of the same rows.
+"""Publishing recommendations (``recommender.ml.publish``) beside a bare COPY of the same rows.
 
 On a throw-away embedded PostgreSQL: top-K recommendations for N users (by default
 100,000 x 20 = 2,000,000 rows: content ids like tm123456 / ts12345, float scores,
@@ -28,8 +28,8 @@ import pandas as pd
 import pyarrow.csv as pyarrow_csv
 from psycopg2.extensions import connection
 
-from recommender import publish
-from recommender.warehouse import throwaway_warehouse
+from recommender.ml import publish
+from recommender.warehouse.targets import throwaway_warehouse
 
 TITLES = 5_806  # the real catalogue's size
 
@@ -85,7 +85,7 @@ def main() -> None:
     frame = recommendations(args.users, args.k)
     started = time.perf_counter()
     csv_buffer = io.BytesIO()
-    pyarrow_csv.write_csv(publish._check(frame), csv_buffer, pyarrow_csv.WriteOptions(include_header=False))
+    pyarrow_csv.write_csv(publish.check_rows(frame), csv_buffer, pyarrow_csv.WriteOptions(include_header=False))
     csv = csv_buffer.getvalue()
     render_s = time.perf_counter() - started
     print(f"rows: {len(frame):,} ({args.users:,} users x {args.k}); CSV {len(csv) / len(frame):.0f} bytes/row")

@@ -47,11 +47,12 @@ from typing import TextIO
 
 import psycopg2
 
-from recommender import access, exports, pipeline, quality
-from recommender.dbt import run_dbt
-from recommender.simulate import SimulationConfig, simulate_into
-from recommender.train import train
-from recommender.warehouse import PROJECT_ROOT, Target, throwaway_warehouse
+from recommender.activity.simulate import SimulationConfig, simulate_into
+from recommender.ml.train import train
+from recommender.refresh import pipeline
+from recommender.warehouse import access, exports, quality
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.targets import PROJECT_ROOT, Target, throwaway_warehouse
 
 WORK = PROJECT_ROOT / "target" / "bench-refresh"  # inside the project, as dbt's seed path must be
 WAP_DIR, IN_PLACE_DIR, EXPORTS_DIR = WORK / "wap", WORK / "in-place", WORK / "exports"

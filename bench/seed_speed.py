@@ -23,10 +23,10 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from recommender import exports
-from recommender.dbt import dbt_env
-from recommender.sample import write_sample
-from recommender.warehouse import PROJECT_ROOT, Target, throwaway_warehouse
+from recommender.warehouse import exports
+from recommender.warehouse.dbt import dbt_env
+from recommender.warehouse.sample import write_sample
+from recommender.warehouse.targets import PROJECT_ROOT, Target, throwaway_warehouse
 
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
 OUR_SEED_MACROS = ("postgres__load_csv_rows.sql", "postgres__reset_csv_table.sql", "assert_seed_columns.sql")

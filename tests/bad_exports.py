@@ -7,7 +7,7 @@ must refuse it:
 - ``malformed``: ``dbt seed`` cannot load it (or would load it wrongly: short rows,
   blank lines, an open quote), so ``exports.check`` refuses it before anything is loaded;
 - ``wrong``: valid CSV that loads, whose content a dbt data test or contract
-  (``dbt build``) or the data-quality gate after it (``recommender.quality``) refuses.
+  (``dbt build``) or the data-quality gate after it (``recommender.warehouse.quality``) refuses.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from export_copies import Edit, drop_column, edit_file, edit_line, edit_rows, replace_field
 
-from recommender.exports import LOADER_FIELD_LIMIT, ORIGINAL_NAMES
+from recommender.warehouse.exports import LOADER_FIELD_LIMIT, ORIGINAL_NAMES
 
 Apply = Callable[[Path], None]
 GARBAGE_BYTES = 50 * 1024 * 1024

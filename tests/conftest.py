@@ -23,13 +23,13 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from recommender import pipeline
+from recommender.activity.simulate import SimulationConfig
 from recommender.api import keys
 from recommender.api.app import create_app
 from recommender.api.database import Settings
-from recommender.embedded import SUPERUSER, EmbeddedServer, free_port
-from recommender.simulate import SimulationConfig
-from recommender.warehouse import (
+from recommender.refresh import pipeline
+from recommender.warehouse.embedded import SUPERUSER, EmbeddedServer, free_port
+from recommender.warehouse.targets import (
     PROJECT_ROOT,
     Target,
     drop_database,

@@ -8,7 +8,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from recommender.exports import ORIGINAL_NAMES, locate
+from recommender.warehouse.exports import ORIGINAL_NAMES, locate
 
 Edit = Callable[[str], str]
 

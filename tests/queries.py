@@ -9,8 +9,8 @@ from contextlib import closing
 
 from psycopg2 import sql as psql
 
-from recommender.logins import GROUPS
-from recommender.warehouse import PROJECT_ROOT, Target
+from recommender.warehouse.logins import GROUPS
+from recommender.warehouse.targets import PROJECT_ROOT, Target
 
 
 def query(target: Target, sql: str, params: tuple = ()) -> list[tuple]:

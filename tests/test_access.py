@@ -9,8 +9,9 @@ from contextlib import closing
 import psycopg2
 import pytest
 
-from recommender import logins, passwords, pipeline
-from recommender.warehouse import Target
+from recommender.refresh import pipeline
+from recommender.warehouse import logins, passwords
+from recommender.warehouse.targets import Target
 
 SCHEMAS = ("raw", "staging", "core", "marts")
 TABLES = {"raw": "raw_titles", "staging": "stg_netflix__titles", "core": "titles", "marts": "catalogue"}

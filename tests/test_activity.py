@@ -11,15 +11,17 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+from psycopg2.extensions import connection
 from queries import cli, query
 
-from recommender import activity, pipeline
-from recommender.dbt import run_dbt
-from recommender.warehouse import PROJECT_ROOT, Target, read_table
+from recommender import activity
+from recommender.refresh import pipeline
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table
 
 
 @pytest.fixture
-def conn(small_warehouse: pipeline.Summary) -> Iterator[activity.connection]:
+def conn(small_warehouse: pipeline.Summary) -> Iterator[connection]:
     with closing(small_warehouse.target.connect()) as connection:
         yield connection
 
@@ -39,7 +41,7 @@ def _users(first_id: int, n: int = 3) -> pd.DataFrame:
     )
 
 
-def _events(conn: activity.connection, user_ids: list[int]) -> pd.DataFrame:
+def _events(conn: connection, user_ids: list[int]) -> pd.DataFrame:
     titles = read_table(conn, "core.titles", columns=["content_id"], order_by=["content_id"], limit=2).content_id
     return pd.DataFrame(
         {
@@ -55,7 +57,7 @@ def _events(conn: activity.connection, user_ids: list[int]) -> pd.DataFrame:
     )
 
 
-def _ratings(conn: activity.connection, user_ids: list[int]) -> pd.DataFrame:
+def _ratings(conn: connection, user_ids: list[int]) -> pd.DataFrame:
     titles = read_table(conn, "core.titles", columns=["content_id"], order_by=["content_id"], limit=2).content_id
     return pd.DataFrame(
         {
@@ -68,13 +70,13 @@ def _ratings(conn: activity.connection, user_ids: list[int]) -> pd.DataFrame:
     )
 
 
-def _count(conn: activity.connection, table: str) -> int:
+def _count(conn: connection, table: str) -> int:
     with conn.cursor() as cur:
         cur.execute(f"select count(*) from {table}")
         return cur.fetchone()[0]
 
 
-def test_written_frames_read_back_identical(conn: activity.connection) -> None:
+def test_written_frames_read_back_identical(conn: connection) -> None:
     users = _users(800_001)
     activity.write_users(conn, users)
     back = activity.read_users(conn)
@@ -87,7 +89,7 @@ def test_written_frames_read_back_identical(conn: activity.connection) -> None:
     pd.testing.assert_frame_equal(back_events, activity.EventBatch.validate(events))
 
 
-def test_the_same_batch_twice_writes_once(conn: activity.connection) -> None:
+def test_the_same_batch_twice_writes_once(conn: connection) -> None:
     users = _users(810_001)
     first = activity.write_users(conn, users)
     before = _count(conn, "app.users")
@@ -96,7 +98,7 @@ def test_the_same_batch_twice_writes_once(conn: activity.connection) -> None:
     assert _count(conn, "app.users") == before
 
 
-def test_an_invalid_batch_is_refused_whole_with_row_level_reasons(conn: activity.connection) -> None:
+def test_an_invalid_batch_is_refused_whole_with_row_level_reasons(conn: connection) -> None:
     users = _users(820_001).assign(plan=["basic", "gold", "standard"], country_code=["US", "US", "ZZ"])
     before = _count(conn, "app.users")
     with pytest.raises(activity.BatchError) as err:
@@ -108,7 +110,7 @@ def test_an_invalid_batch_is_refused_whole_with_row_level_reasons(conn: activity
     assert _count(conn, "app.users") == before
 
 
-def test_an_unknown_title_is_refused_with_a_clear_message(conn: activity.connection) -> None:
+def test_an_unknown_title_is_refused_with_a_clear_message(conn: connection) -> None:
     activity.write_users(conn, _users(830_001))
     events = _events(conn, [830_001, 830_002]).assign(event_id=[8001, 8002, 8003])
     events.loc[2, "content_id"] = "tm0000001"
@@ -123,7 +125,7 @@ def test_an_unknown_title_is_refused_with_a_clear_message(conn: activity.connect
     assert _count(conn, "app.viewing_events") == before
 
 
-def test_a_missing_column_and_a_bad_type_are_named(conn: activity.connection) -> None:
+def test_a_missing_column_and_a_bad_type_are_named(conn: connection) -> None:
     events = _events(conn, [830_001, 830_002]).drop(columns=["device"]).assign(seconds_watched=["1", "x", "3"])
     with pytest.raises(activity.BatchError) as err:
         activity.write_events(conn, events)
@@ -132,7 +134,7 @@ def test_a_missing_column_and_a_bad_type_are_named(conn: activity.connection) ->
     assert "seconds_watched" in message
 
 
-def test_ratings_read_back_identical_and_are_written_once(conn: activity.connection) -> None:
+def test_ratings_read_back_identical_and_are_written_once(conn: connection) -> None:
     activity.write_users(conn, _users(840_001))
     ratings = _ratings(conn, [840_001, 840_002])
     first = activity.write_ratings(conn, ratings)
@@ -145,7 +147,7 @@ def test_ratings_read_back_identical_and_are_written_once(conn: activity.connect
     assert _count(conn, "app.ratings") == before
 
 
-def test_an_invalid_ratings_batch_is_refused_whole(conn: activity.connection) -> None:
+def test_an_invalid_ratings_batch_is_refused_whole(conn: connection) -> None:
     activity.write_users(conn, _users(850_001))
     ratings = pd.concat([_ratings(conn, [850_001, 850_002])] * 2, ignore_index=True).assign(
         rating_id=range(9101, 9107), rating=[0, 6, 4, 4, 4.5, 3]
@@ -174,7 +176,7 @@ def test_an_invalid_ratings_batch_is_refused_whole(conn: activity.connection) ->
         activity.write_ratings(conn, ratings.assign(user_id=["someone", *[850_001] * 5]))
 
 
-def test_a_title_rated_again_keeps_both_ratings(conn: activity.connection) -> None:
+def test_a_title_rated_again_keeps_both_ratings(conn: connection) -> None:
     activity.write_users(conn, _users(860_001, n=1))
     rating = _ratings(conn, [860_001, 860_001]).drop(columns=["rating_id"]).head(1)
     again = rating.assign(rating=1, rated_at=rating.rated_at + pd.Timedelta(days=30))
@@ -188,7 +190,7 @@ def test_a_title_rated_again_keeps_both_ratings(conn: activity.connection) -> No
     assert activity.write_ratings(conn, nanoseconds).batch_id == first.batch_id
 
 
-def test_deleting_a_user_deletes_their_ratings(conn: activity.connection) -> None:
+def test_deleting_a_user_deletes_their_ratings(conn: connection) -> None:
     activity.write_users(conn, _users(870_001, n=1))
     written = activity.write_ratings(conn, _ratings(conn, [870_001, 870_001]).assign(rating_id=[9201, 9202, 9203]))
     assert activity.delete_users(conn, [870_001]) == 1
@@ -266,7 +268,7 @@ def test_dbt_loads_written_ratings_into_core(small_warehouse: pipeline.Summary, 
     ]
 
 
-def test_read_table_filters_streams_and_names_unknown_columns(conn: activity.connection) -> None:
+def test_read_table_filters_streams_and_names_unknown_columns(conn: connection) -> None:
     movies = read_table(
         conn, "marts.catalogue", columns=["content_id", "content_type"], where={"content_type": "movie"}
     )

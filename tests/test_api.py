@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from queries import cli, query
 
-from recommender import publish, train
 from recommender.api.app import create_app
 from recommender.api.database import Settings
-from recommender.warehouse import Target
+from recommender.ml import publish, train
+from recommender.warehouse.targets import Target
 
 # --- reading -------------------------------------------------------------------------------------
 

@@ -17,14 +17,16 @@ import pytest
 from conftest import Api, serving
 from queries import query
 
-from recommender import activity, logins, train
+from recommender import activity
 from recommender.__main__ import main
+from recommender.activity.simulate import SimulationConfig, simulate_into
 from recommender.api import keys
 from recommender.api.client import KEY_VARIABLE, ApiClient, ApiError, BatchRefusedError
 from recommender.api.routers.marts import MARTS, PARQUET
-from recommender.evaluate import title_features, warehouse_interactions
-from recommender.simulate import SimulationConfig, simulate_into
-from recommender.warehouse import PROJECT_ROOT, Target, read_table
+from recommender.ml import train
+from recommender.ml.evaluate import title_features, warehouse_interactions
+from recommender.warehouse import logins
+from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table
 
 # far from the fixture's users (1 to 300) and from each other
 COHORT = SimulationConfig(users=50, days=7, seed=11, first_user_id=5_000_001)

@@ -25,7 +25,7 @@ from recommender.api.app import create_app
 from recommender.api.database import Settings
 from recommender.api.limits import EXCERPT_CHARS, MAX_ERRORS
 from recommender.api.rate_limit import RateLimiter
-from recommender.warehouse import Target
+from recommender.warehouse.targets import Target
 
 BODY_LIMIT, UPLOAD_LIMIT, SQL_BYTES = 100_000, 300_000, 50_000
 USER = 990_001  # this module's users (tests/test_api.py uses 9x0_00n below 990_000)

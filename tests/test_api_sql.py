@@ -28,9 +28,9 @@ import pytest
 from psycopg2 import sql
 from queries import query
 
-from recommender import logins
 from recommender.api import keys
-from recommender.warehouse import LOGIN_COMMENT, Target
+from recommender.warehouse import logins
+from recommender.warehouse.targets import LOGIN_COMMENT, Target
 
 SEQUENCE = "predictions.nw_api_sql_probe_seq"  # created for this module: nextval must be refused
 INTRUDER = "nw_api_sql_intruder"  # a role a payload tries to create

@@ -7,8 +7,8 @@ from pathlib import Path
 from export_copies import copy_export, replace_field
 from queries import cli
 
-from recommender import exports
-from recommender.warehouse import Target
+from recommender.warehouse import exports
+from recommender.warehouse.targets import Target
 
 
 def test_dsn_prints_the_uri_of_the_selected_server(database: Target) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from queries import query
 
-from recommender import pipeline
-from recommender.dbt import run_dbt
+from recommender.refresh import pipeline
+from recommender.warehouse.dbt import run_dbt
 
 REAL_CORE_COUNTS = {
     "core.titles": 5806,

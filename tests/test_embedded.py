@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from recommender import passwords
-from recommender.embedded import HOST, PG_HBA, EmbeddedServer, EmbeddedServerError, free_port, psql_path
-from recommender.warehouse import DEFAULT_EMBEDDED_PORT, embedded_server, owner_password, target_from_env
+from recommender.warehouse import passwords
+from recommender.warehouse.embedded import HOST, PG_HBA, EmbeddedServer, EmbeddedServerError, free_port, psql_path
+from recommender.warehouse.targets import DEFAULT_EMBEDDED_PORT, embedded_server, owner_password, target_from_env
 
 
 def test_start_is_reused_and_stop_stops(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recommender.evaluate import (
+from recommender.activity.simulate import Catalogue, SimulationConfig, affinity, simulate
+from recommender.ml.algorithms import Recommender, build_model
+from recommender.ml.evaluate import (
     LF_REFERENCE_ML100K,
     RESULT_COLUMNS,
     evaluate_models,
@@ -20,10 +22,8 @@ from recommender.evaluate import (
     taste_score,
     write_report,
 )
-from recommender.models import Recommender, build_model
-from recommender.simulate import Catalogue, SimulationConfig, affinity, simulate
-from recommender.splits import stratified_split
-from recommender.warehouse import PROJECT_ROOT
+from recommender.ml.splits import stratified_split
+from recommender.warehouse.targets import PROJECT_ROOT
 
 GENRES = ["drama", "comedy", "horror", "documentation", "animation", "scifi", "romance", "war"]
 

@@ -17,11 +17,11 @@ import pytest
 from bad_exports import BAD_EXPORTS, Apply
 from export_copies import copy_export, edit_line, edit_rows, replace_field, resave_without_index
 
-from recommender import exports
-from recommender.dbt import run_dbt
-from recommender.exports import LOADER_FIELD_LIMIT, MAX_PROBLEMS_SHOWN
-from recommender.sample import write_sample
-from recommender.warehouse import Target
+from recommender.warehouse import exports
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.exports import LOADER_FIELD_LIMIT, MAX_PROBLEMS_SHOWN
+from recommender.warehouse.sample import write_sample
+from recommender.warehouse.targets import Target
 
 MALFORMED = [pytest.param(name, apply, id=name) for name, kind, apply in BAD_EXPORTS if kind == "malformed"]
 WRONG = [pytest.param(apply, id=name) for name, kind, apply in BAD_EXPORTS if kind == "wrong"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.warehouse import PROJECT_ROOT
+from recommender.warehouse.targets import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 

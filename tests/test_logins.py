@@ -18,9 +18,9 @@ import pytest
 from psycopg2 import errors, sql
 from queries import make_groups
 
-from recommender import access, logins
 from recommender.api import keys
-from recommender.warehouse import Target, drop_database
+from recommender.warehouse import access, logins
+from recommender.warehouse.targets import Target, drop_database
 
 
 def _groups(target: Target) -> None:
@@ -68,7 +68,7 @@ def watchdog(warehouse: Target) -> Iterator[None]:
     second; this one is for both servers)."""
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "recommender.watchdog", "--interval", "0.2"),
+            *(sys.executable, "-m", "recommender.warehouse.watchdog", "--interval", "0.2"),
             *("--memory-limit", "256", "--transaction-limit", "3"),
         ],
         env={**os.environ, **warehouse.env()},

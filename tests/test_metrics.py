@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.metrics import (
+from recommender.ml.metrics import (
     catalogue_coverage,
     map_at_k,
     ndcg_at_k,

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.models import MODELS, Blend, build_model
-from recommender.models.base import top_k
-from recommender.models.content import Content
+from recommender.ml.algorithms import MODELS, Blend, build_model
+from recommender.ml.algorithms.base import top_k
+from recommender.ml.algorithms.content import Content
 
 FEATURES = pd.DataFrame(
     {

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.movielens import RECBOLE_MEMBER, MovieLensError, load_items, load_ratings, parse_ratings
+from recommender.ml.movielens import RECBOLE_MEMBER, MovieLensError, load_items, load_ratings, parse_ratings
 
 # user, item, rating, timestamp: a few rows of made-up ratings (MovieLens itself is never committed)
 ROWS = [(196, 242, 3.0, 881250949), (186, 302, 3.5, 891717742), (22, 377, 1.0, 878887116), (244, 51, 2.0, 880606923)]

@@ -10,10 +10,11 @@ import pytest
 from export_copies import copy_export, drop_column, replace_field, resave_without_index
 from queries import query
 
-from recommender import exports, pipeline
-from recommender.dbt import run_dbt
-from recommender.sample import write_sample
-from recommender.warehouse import Target
+from recommender.refresh import pipeline
+from recommender.warehouse import exports
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.sample import write_sample
+from recommender.warehouse.targets import Target
 
 REAL_COUNTS = {
     "raw.raw_titles": 5806,

@@ -23,10 +23,11 @@ from conftest import Api, api_for
 from psycopg2 import errors, sql
 from psycopg2.extensions import connection
 
-from recommender import access, logins, publish
 from recommender.api import keys
 from recommender.api.routers.marts import PARQUET
-from recommender.warehouse import Target
+from recommender.ml import publish
+from recommender.warehouse import access, logins
+from recommender.warehouse.targets import Target
 
 COLUMNS = ["user_id", "content_id", "score", "rank", "reason"]
 

@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg2.extensions import connection, cursor
 
-from recommender import access, publish
-from recommender.warehouse import Target
+from recommender.ml import publish
+from recommender.ml.publish import checks, partitions, runs
+from recommender.warehouse import access
+from recommender.warehouse.targets import Target
 
 
 @pytest.fixture
@@ -229,7 +231,7 @@ def test_a_key_violation_in_the_database_fails_the_run(conn: connection, monkeyp
     good = _recommendations(40)
     previous = _published(conn, good)
     duplicated = pd.concat([_recommendations(40, seed=6), _recommendations(1, seed=7)], ignore_index=True)
-    monkeypatch.setattr(publish, "_duplicated", lambda user_id, rank: np.array([], dtype="int64"))  # let it through
+    monkeypatch.setattr(checks, "_duplicated", lambda user_id, rank: np.array([], dtype="int64"))  # let it through
     run_id = publish.start_run(conn, "ease", {}, {})
     with pytest.raises(psycopg2.errors.UniqueViolation):
         publish.publish(conn, run_id, duplicated, metrics={}, timings={})
@@ -242,7 +244,7 @@ def test_a_failure_during_the_copy_fails_the_run(conn: connection, monkeypatch: 
     good = _recommendations(40)
     previous = _published(conn, good)
 
-    class Broken(publish._CsvStream):
+    class Broken(partitions._CsvStream):
         calls = 0
 
         def read(self, size: int = -1) -> bytes:
@@ -251,7 +253,7 @@ def test_a_failure_during_the_copy_fails_the_run(conn: connection, monkeypatch: 
                 raise OSError("the stream broke")
             return super().read(size)
 
-    monkeypatch.setattr(publish, "_CsvStream", lambda table: Broken(table, batch_rows=10))
+    monkeypatch.setattr(partitions, "_CsvStream", lambda table: Broken(table, batch_rows=10))
     run_id = publish.start_run(conn, "ease", {}, {})
     with pytest.raises(psycopg2.errors.QueryCanceled, match=r"error in \.read\(\) call: OSError the stream broke"):
         publish.publish(conn, run_id, _recommendations(40, seed=8), metrics={}, timings={})
@@ -270,7 +272,7 @@ def test_a_failure_after_the_attach_removes_the_partition(conn: connection, monk
         attached.append({name for (name,) in cur.fetchall()})
         raise RuntimeError("the switch failed")
 
-    monkeypatch.setattr(publish, "make_current", switch)
+    monkeypatch.setattr(runs, "make_current", switch)
     run_id = publish.start_run(conn, "ease", {}, {})
     with pytest.raises(RuntimeError, match="the switch failed"):
         publish.publish(conn, run_id, _recommendations(40, seed=9), metrics={}, timings={})
@@ -332,7 +334,7 @@ def test_a_failed_prune_does_not_fail_the_publish(conn: connection, monkeypatch:
     def prune(*args: object) -> list[str]:
         raise psycopg2.errors.LockNotAvailable("canceling statement due to lock timeout")
 
-    monkeypatch.setattr(publish, "prune", prune)
+    monkeypatch.setattr(runs, "prune", prune)
     run_id = publish.start_run(conn, "ease", {}, {})
     result = publish.publish(conn, run_id, _recommendations(10, seed=1), metrics={}, timings={}, keep=1)
     assert "lock timeout" in result.prune_error and "pruning stopped" in str(result)
@@ -380,7 +382,7 @@ def test_analysts_may_read_the_predictions(database: Target, order: str) -> None
 
 def _refusal(frame: pd.DataFrame) -> str:
     with pytest.raises(publish.PublishError) as caught:
-        publish._check(frame)
+        publish.check_rows(frame)
     return str(caught.value)
 
 
@@ -439,7 +441,7 @@ def test_checked_rows_keep_their_values_and_a_bad_rank_is_found(users, k, shuffl
     shuffle.shuffle(order)
     frame = frame.iloc[order].reset_index(drop=True)
     if broken is None:
-        table = publish._check(frame)
+        table = publish.check_rows(frame)
         assert table.column_names == list(publish.COLUMNS)
         assert table.column("user_id").to_pylist() == frame.user_id.tolist()
         assert table.column("rank").to_pylist() == frame["rank"].tolist()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from recommender import pipeline, quality
-from recommender.warehouse import Target
+from recommender.refresh import pipeline
+from recommender.warehouse import quality
+from recommender.warehouse.targets import Target
 
 
 def test_suites_pass_on_the_sample_and_write_data_docs(sample_warehouse: pipeline.Summary) -> None:

@@ -28,11 +28,12 @@ from export_copies import copy_export, edit_file, edit_rows, resave_without_inde
 from psycopg2.extensions import cursor
 from queries import cli, query
 
-from recommender import exports, generations, pipeline
-from recommender.dbt import LIVE_EXPORT, run_dbt
-from recommender.exports import ORIGINAL_NAMES
-from recommender.simulate import SimulationConfig
-from recommender.warehouse import PROJECT_ROOT, Target, drop_database, ensure_database
+from recommender.activity.simulate import SimulationConfig
+from recommender.refresh import generations, pipeline
+from recommender.warehouse import exports
+from recommender.warehouse.dbt import LIVE_EXPORT, run_dbt
+from recommender.warehouse.exports import ORIGINAL_NAMES
+from recommender.warehouse.targets import PROJECT_ROOT, Target, drop_database, ensure_database
 
 COHORT = SimulationConfig(users=100, days=7)
 SCHEMAS = ("raw", "staging", "core", "marts", "app", "predictions")
@@ -290,9 +291,9 @@ STAGES = {
 RUNNER = """
 import sys
 from pathlib import Path
-from recommender import pipeline
-from recommender.simulate import SimulationConfig
-from recommender.warehouse import target_from_env
+from recommender.refresh import pipeline
+from recommender.activity.simulate import SimulationConfig
+from recommender.warehouse.targets import target_from_env
 pipeline.run(target_from_env(), Path(sys.argv[1]), work_dir=Path(sys.argv[2]),
              simulation=SimulationConfig(users={users}, days={days}), exports_dir=Path(sys.argv[3]))
 """

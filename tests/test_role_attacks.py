@@ -47,11 +47,20 @@ from conftest import Api, api_for
 from psycopg2 import sql
 from queries import make_groups
 
-from recommender import access, activity, logins, passwords, publish, watchdog
+from recommender import activity
 from recommender.api import keys
 from recommender.api.app import SETUP_LOCK
-from recommender.embedded import BIN, psql_path
-from recommender.warehouse import LOGIN_COMMENT, PROJECT_ROOT, Target, drop_database, ensure_database, owner_password
+from recommender.ml import publish
+from recommender.warehouse import access, logins, passwords, watchdog
+from recommender.warehouse.embedded import BIN, psql_path
+from recommender.warehouse.targets import (
+    LOGIN_COMMENT,
+    PROJECT_ROOT,
+    Target,
+    drop_database,
+    ensure_database,
+    owner_password,
+)
 
 KINDS = ("analyst", "data_scientist", "key")  # the key is an analyst key: the one /sql serves
 READERS = ("analyst", "key")
@@ -910,7 +919,8 @@ def lab(server: Target) -> Iterator[Lab]:
     try:
         _build(target)
         process = subprocess.Popen(
-            [sys.executable, "-m", "recommender.watchdog", "--interval", "0.2"], env={**os.environ, **target.env()}
+            [sys.executable, "-m", "recommender.warehouse.watchdog", "--interval", "0.2"],
+            env={**os.environ, **target.env()},
         )
         with closing(target.connect()) as conn:
             other = f"nwatk{token}_other"

@@ -7,9 +7,9 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from recommender.countries import REFERENCE_SEED, write_reference
-from recommender.exports import ORIGINAL_NAMES, SAMPLE_DIR
-from recommender.sample import write_sample
+from recommender.warehouse.countries import REFERENCE_SEED, write_reference
+from recommender.warehouse.exports import ORIGINAL_NAMES, SAMPLE_DIR
+from recommender.warehouse.sample import write_sample
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recommender import activity
-from recommender.simulate import SimulationConfig, simulate
+from recommender.activity.simulate import SimulationConfig, simulate
 
 GENRES = ["drama", "comedy", "horror", "documentation", "animation", "scifi", "romance", "war"]
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.splits import stratified_split, temporal_split
+from recommender.ml.splits import stratified_split, temporal_split
 
 
 def lf_stratified_split(data: pd.DataFrame, ratio: float, by: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

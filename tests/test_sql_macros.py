@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.warehouse import PROJECT_ROOT, Target
+from recommender.warehouse.targets import PROJECT_ROOT, Target
 
 MACROS = PROJECT_ROOT / "macros"
 

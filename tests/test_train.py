@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from queries import cli, query
 
-from recommender import activity, pipeline, train
-from recommender.dbt import run_dbt
-from recommender.warehouse import Target
+from recommender import activity
+from recommender.ml import train
+from recommender.refresh import pipeline
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.targets import Target
 
 K = 20
 

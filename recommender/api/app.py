@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recommender import access, activity
+from recommender import activity
 from recommender.api import keys
 from recommender.api.auth import public
 from recommender.api.database import Database, Reader, Settings
@@ -26,6 +26,7 @@ from recommender.api.routers import keys as key_routes
 from recommender.api.routers import marts, people, reference, runs, sql, titles, users
 from recommender.api.run_cache import CURRENT_RUN
 from recommender.api.schemas import Health
+from recommender.warehouse import access
 
 access_log = logging.getLogger("recommender.api.access")
 # uvicorn applies this in every worker: the access log's JSON lines on stdout, uvicorn's own warnings on stderr

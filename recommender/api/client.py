@@ -3,7 +3,7 @@
     client = ApiClient("http://127.0.0.1:8000", key)          # a data_scientist key
     features = client.read_table("marts.ml_title_features")    # as warehouse.read_table(conn, ...) gives it
     client.write_users(users); client.write_events(events)     # as activity.write_users / write_events take them
-    run_id = client.start_run("ease", parameters, snapshot)   # a model run, as recommender.publish's
+    run_id = client.start_run("ease", parameters, snapshot)   # a model run, as recommender.ml.publish's
     client.upload_recommendations(run_id, recommendations); client.publish_run(run_id, metrics=..., timings=...)
 
 ``python -m recommender simulate --api URL`` and ``train --api URL`` use it, with the key in
@@ -21,12 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
@@ -37,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recommender import activity
+from recommender.errors import InvalidArgumentError, MissingError, UnavailableError
+from recommender.warehouse.jsonable import plain
 
 KEY_VARIABLE = "NETFLIX_API_KEY"
 PARQUET = "application/vnd.apache.parquet"
@@ -44,7 +44,7 @@ CHUNK_ROWS = 20_000  # rows per write request (the API takes up to 50,000)
 RETRY_STATUSES = (502, 503, 504)
 
 
-class ApiError(RuntimeError):
+class ApiError(UnavailableError, RuntimeError):
     """The API refused a request (``status``, and its ``detail``), or did not answer (``status`` None)."""
 
     def __init__(self, message: str, status: int | None = None, detail: Any = None) -> None:
@@ -65,25 +65,6 @@ class BatchRefusedError(ApiError, activity.BatchError):
             )
 
 
-def _plain(value: Any) -> Any:
-    """One value as JSON takes it: None for missing, ISO text for times, Python numbers, containers recursively."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float | np.floating):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.datetime64):
-        return _plain(pd.Timestamp(value))
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _json_column(column: pd.Series) -> list[Any]:
     """A column as JSON values: timestamps ISO 8601 (with +00:00 when time-zone aware), missing values None."""
     dtype = column.dtype
@@ -93,7 +74,7 @@ def _json_column(column: pd.Series) -> list[Any]:
     elif pd.api.types.is_datetime64_dtype(dtype):
         values = np.datetime_as_string(column.to_numpy(dtype="datetime64[us]"), unit="us").tolist()
     elif pd.api.types.is_object_dtype(dtype):
-        return [_plain(value) for value in column]
+        return [plain(value) for value in column]
     else:
         values = column.tolist()  # numbers, booleans and text as Python's own
     missing = column.isna().to_numpy()
@@ -186,7 +167,7 @@ class ApiClient:
         http: httpx.Client | None = None,
     ) -> None:
         if not 1 <= chunk_rows <= 50_000:
-            raise ValueError(f"chunk_rows must be between 1 and 50,000 (the API's limit), not {chunk_rows}")
+            raise InvalidArgumentError(f"chunk_rows must be between 1 and 50,000 (the API's limit), not {chunk_rows}")
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.chunk_rows = chunk_rows
@@ -199,7 +180,7 @@ class ApiClient:
         """A client with the key in ``NETFLIX_API_KEY``; LookupError saying how to get one if it is not set."""
         key = environ.get(KEY_VARIABLE, "").strip()
         if not key:
-            raise LookupError(
+            raise MissingError(
                 f"{KEY_VARIABLE} is not set: put a data_scientist key of the API at {base_url} in it"
                 " (python -m recommender keys create --role data_scientist --name NAME)"
             )
@@ -306,7 +287,7 @@ class ApiClient:
         return response.json()
 
     def _run_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._run_step("POST", path, json.dumps(_plain(body), allow_nan=False).encode(), "application/json")
+        return self._run_step("POST", path, json.dumps(plain(body), allow_nan=False).encode(), "application/json")
 
     def start_run(self, model: str, parameters: dict[str, Any], data_snapshot: dict[str, Any]) -> str:
         """``POST /runs``: register a running run of ``model``; its run_id (as ``publish.start_run``)."""

@@ -24,15 +24,16 @@ from fastapi import Depends, HTTPException, Request
 from psycopg2.extensions import connection
 from psycopg2.pool import ThreadedConnectionPool
 
-from recommender import logins
 from recommender.api.run_cache import RunCache
-from recommender.warehouse import Target, target_from_env
+from recommender.errors import InvalidArgumentError
+from recommender.warehouse import logins
+from recommender.warehouse.targets import Target, target_from_env
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     value = int(environ.get(name, default))
     if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+        raise InvalidArgumentError(f"{name} must be between {low} and {high}, not {value}")
     return value
 
 

@@ -2,7 +2,7 @@
 
 A key is ``nwk_<key_id>_<secret>``. Only the SHA-256 of the whole key is stored, in
 ``api.keys``, a schema no database role but the warehouse owner can read. Each key
-has a database login of its own, created and dropped with it (``recommender.logins``):
+has a database login of its own, created and dropped with it (``recommender.warehouse.logins``):
 ``/sql`` runs as that login, so callers cannot see each other's statements and the
 database's logs name the key. The secret
 has 256 random bits, so a fast hash suffices (as for GitHub's and Stripe's tokens; a
@@ -20,7 +20,8 @@ from datetime import datetime
 
 from psycopg2.extensions import connection
 
-from recommender import logins
+from recommender.errors import InvalidArgumentError, NotFoundError
+from recommender.warehouse import logins
 
 ROLES = ("analyst", "data_scientist", "admin")
 PREFIX = "nwk"
@@ -52,7 +53,7 @@ create table if not exists api.idempotency (
 """
 
 
-class UnknownKeyError(LookupError):
+class UnknownKeyError(NotFoundError, LookupError):
     """No key with that id."""
 
 
@@ -97,7 +98,7 @@ def matches(key: str, stored_hash: bytes) -> bool:
 def create_key(conn: connection, role: str, name: str) -> str:
     """Store a new key for ``role`` and return it; it cannot be read back later."""
     if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+        raise InvalidArgumentError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
     key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     with conn, conn.cursor() as cur:

@@ -16,12 +16,12 @@ from sqlmodel import SQLModel
 
 from recommender.activity import AGE_BANDS, DEVICES, EARLIEST, PLANS, TOO_LATE
 from recommender.api.keys import ROLES
+from recommender.warehouse.identifiers import CONTENT_ID_PATTERN
 
 Item = TypeVar("Item")
 AgeBand = Literal[AGE_BANDS]  # type: ignore[valid-type]
 Plan = Literal[PLANS]  # type: ignore[valid-type]
 Device = Literal[DEVICES]  # type: ignore[valid-type]
-CONTENT_ID_PATTERN = r"^t[ms][0-9]+$"
 ContentId = Annotated[str, Field(pattern=CONTENT_ID_PATTERN, max_length=20, examples=["tm84618"])]
 
 

@@ -1,6 +1,6 @@
 """Model runs of the recommender: status, parameters, holdout metrics; and publishing one, through the same door.
 
-A data scientist's client publishes as ``recommender.publish`` does on a connection:
+A data scientist's client publishes as ``recommender.ml.publish`` does on a connection:
 ``POST /runs`` starts a run, ``PUT /runs/{run_id}/recommendations`` uploads its rows (CSV or
 Parquet; checked whole, then attached as the run's partition, not yet current), ``POST
 /runs/{run_id}/publish`` makes it current; ``POST /runs/{run_id}/fail`` and ``POST
@@ -24,11 +24,12 @@ from psycopg2 import errors
 from psycopg2.extensions import connection
 from starlette.concurrency import run_in_threadpool
 
-from recommender import logins, publish
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
 from recommender.api.routers.marts import PARQUET
 from recommender.api.schemas import ModelRun, Offset, Page, RunFail, RunPublish, RunRows, RunStart
+from recommender.ml import publish
+from recommender.warehouse import logins
 
 router = APIRouter(prefix="/runs", tags=["model runs"])
 

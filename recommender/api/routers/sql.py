@@ -16,9 +16,7 @@ import contextlib
 import csv
 import io
 import json
-import math
 import time
-from decimal import Decimal
 from typing import Annotated, Any
 
 import asyncpg
@@ -28,25 +26,9 @@ from fastapi.responses import JSONResponse
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, database
 from recommender.api.schemas import SqlColumn, SqlQuery, SqlResult
+from recommender.warehouse.jsonable import plain
 
 router = APIRouter(tags=["ad-hoc SQL"])
-
-
-def _plain(value: Any) -> Any:
-    """A value JSON (and CSV) can carry: exact decimals as numbers, NaN and infinities as text, bytes as hex."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Decimal):
-        return float(value) if value.is_finite() else str(value)
-    if isinstance(value, bytes):
-        return "\\x" + value.hex()
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 async def _run(
@@ -67,7 +49,7 @@ BATCH_ROWS = 100  # rows fetched at once at most: what a cap can make the API ho
 async def _fetch(
     cursor: asyncpg.cursor.Cursor, max_rows: int, max_bytes: int, timeout: float
 ) -> tuple[list[list[Any]], str | None]:
-    """Rows (``_plain`` values) up to ``max_rows``, or up to the one that brings them to ``max_bytes``, and the
+    """Rows (``plain`` values) up to ``max_rows``, or up to the one that brings them to ``max_bytes``, and the
     cap that cut them (None: the result ended first), within ``timeout`` seconds in all."""
     deadline = time.monotonic() + timeout
     rows: list[list[Any]] = []
@@ -83,7 +65,7 @@ async def _fetch(
         for record in fetched:
             if len(rows) == max_rows or size >= max_bytes:  # a row past a cap: the answer is cut
                 return rows, "rows" if len(rows) == max_rows else "bytes"
-            rows.append(row := [_plain(value) for value in record])
+            rows.append(row := [plain(value, non_finite="text") for value in record])
             size += _size(row)
         if len(fetched) < wanted:
             return rows, None

@@ -40,6 +40,7 @@ from recommender.api.schemas import (
     UserIn,
     WriteResult,
 )
+from recommender.warehouse.jsonable import plain
 
 router = APIRouter(tags=["users"])
 
@@ -59,12 +60,6 @@ Writer = Annotated[Caller, Depends(require("data_scientist"))]
 WRITE_ROUTE = {"status_code": 201, "response_model": WriteResult, **needs("data_scientist", responses=WRITE_RESPONSES)}
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return None if isinstance(value, float) and pd.isna(value) else value
-    return str(value)
-
-
 def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]) -> HTTPException:
     """A BatchError as FastAPI's own 422: one entry per problem, ``loc`` naming the item and field, short as
     every 422 is (``limits.short_errors``)."""
@@ -73,7 +68,7 @@ def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]
         {
             "loc": location(None if pd.isna(row.row) else int(row.row), str(row.column)),
             "msg": str(row.reason),
-            "input": _jsonable(row.value),
+            "input": plain(row.value),
             "type": "value_error",
         }
         for row in exc.problems.itertuples()

@@ -1,0 +1,131 @@
+"""The warehouse's commands: build it (run), its generations, exports, the sample, docs, the server, psql."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from contextlib import closing
+from dataclasses import asdict
+from pathlib import Path
+
+from recommender.cli.connect import bounded, warehouse
+from recommender.refresh import generations, pipeline
+from recommender.warehouse import exports
+from recommender.warehouse.countries import REFERENCE_SEED, write_reference
+from recommender.warehouse.dbt import run_dbt
+from recommender.warehouse.embedded import psql_path
+from recommender.warehouse.sample import write_sample
+from recommender.warehouse.targets import (
+    PROJECT_ROOT,
+    embedded_server,
+    start_embedded,
+)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    summary = pipeline.run(warehouse(), args.raw_data_dir, max_shrink=args.max_shrink, allow_shrink=args.allow_shrink)
+    print(summary.render())
+    return 0
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    with closing(warehouse().connect()) as conn:
+        if args.action == "rollback":
+            restored = generations.rollback(conn)
+            generations.link_live_export(conn, generations.EXPORTS_DIR)
+            print(f"live generation: {restored.id} ({restored.export}), recommendations run {restored.run_id}")
+            return 0
+        for label, generation in (("live", generations.live(conn)), ("previous", generations.previous(conn))):
+            print(f"{label}: {json.dumps(asdict(generation), indent=2) if generation else 'none'}")
+    return 0
+
+
+def cmd_check_export(args: argparse.Namespace) -> int:
+    with closing(warehouse().connect()) as conn:
+        counts = exports.check(conn, exports.locate(args.folder))
+    for seed, rows in counts.items():
+        print(f"{seed}: {rows:,} rows")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    counts = write_sample(args.out, n_titles=args.titles, seed=args.seed)
+    print(", ".join(f"{name} {rows:,}" for name, rows in counts.items()), f"rows written to {args.out}")
+    print(f"{write_reference():,} countries written to {REFERENCE_SEED}")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    result = run_dbt(["docs", "generate"], warehouse())
+    if result.returncode == 0:
+        print(
+            f"dbt docs site: {PROJECT_ROOT / 'target' / 'index.html'} (or: source .venv/bin/activate; dbt docs serve)"
+        )
+    return result.returncode
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    server = embedded_server()
+    if args.action == "start":
+        changed = start_embedded(server)
+    elif args.action == "stop":
+        changed = server.stop()
+    else:
+        changed = False
+    state = "running" if server.is_running() else "stopped"
+    print(f"embedded PostgreSQL in {server.pgdata}: {state}{' (now)' if changed else ''}, 127.0.0.1:{server.port}")
+    return 0
+
+
+def cmd_dsn(args: argparse.Namespace) -> int:
+    print(warehouse().uri())
+    return 0
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    target = warehouse()
+    os.execve(psql_path(), ["psql", target.uri(), *args.extra], {**os.environ, **target.env()})
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+
+    run = commands.add_parser("run", help="check the raw export, dbt build, print a summary")
+    run.add_argument("--raw-data-dir", type=Path, help="folder of a catalogue export (default: the committed sample)")
+    run.add_argument(
+        "--max-shrink",
+        type=bounded(float, 0, 1),
+        default=0.1,
+        help="refuse a refresh of the same export in which a table loses more than this share of its rows (0.1)",
+    )
+    run.add_argument("--allow-shrink", action="store_true", help="accept a deliberate shrink (never an empty table)")
+    run.set_defaults(func=cmd_run)
+
+    warehouse = commands.add_parser("warehouse", help="the live and previous generations of the warehouse")
+    warehouse.add_argument(
+        "action",
+        choices=["status", "rollback"],
+        help="status: what each was built from; rollback: make the previous one live again, with its recommendations",
+    )
+    warehouse.set_defaults(func=cmd_warehouse)
+
+    check = commands.add_parser("check-export", help="check an export folder without loading it")
+    check.add_argument("folder", type=Path)
+    check.set_defaults(func=cmd_check_export)
+
+    sample = commands.add_parser("sample", help="write the generated sample export")
+    sample.add_argument("--out", type=Path, default=exports.SAMPLE_DIR)
+    sample.add_argument("--titles", type=int, default=600)
+    sample.add_argument("--seed", type=int, default=42)
+    sample.set_defaults(func=cmd_sample)
+
+    commands.add_parser("docs", help="build the dbt docs site into target/").set_defaults(func=cmd_docs)
+
+    server = commands.add_parser("server", help="start, stop or show the embedded PostgreSQL")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.set_defaults(func=cmd_server)
+
+    commands.add_parser("dsn", help="print a libpq URI of the warehouse").set_defaults(func=cmd_dsn)
+
+    psql = commands.add_parser("psql", help="open psql on the warehouse; further arguments go to psql")
+    psql.set_defaults(func=cmd_psql, passes_extra=True)

@@ -1,0 +1,189 @@
+"""Train a recommender on the warehouse and publish its recommendations: ``python -m recommender train``.
+
+Reads ``marts.ml_interactions`` (weight = confidence) and ``marts.ml_title_features``
+with pandas (through a database connection, or through the HTTP API: ``train --api``),
+evaluates the model on a temporal holdout (each user's latest 20 % of titles) beside the
+popularity baseline, refits on everything, recommends top-k to every user in ``core.users``
+(users without history get the popular titles), explains each recommendation, and
+publishes the run atomically (``recommender.ml.publish``, through the connection or the
+API's ``/runs`` endpoints). A failure at any step marks the run failed and leaves the
+current recommendations as they were.
+"""
+
+from __future__ import annotations
+
+import time
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from psycopg2 import sql
+from psycopg2.extensions import connection
+
+from recommender.errors import NotFoundError
+from recommender.ml import publish
+from recommender.ml.algorithms import DEFAULT_MODEL, Recommender
+from recommender.ml.evaluate import (
+    Protocol,
+    ReadTable,
+    content_features,
+    evaluate_models,
+    model_factories,
+    table_reader,
+    title_features,
+    warehouse_interactions,
+)
+from recommender.ml.reasons import explain
+
+# each user's earliest 80 % of titles train, the latest 20 % test
+HOLDOUT = Protocol(split="temporal", by="user", ratio=0.8, k=10)
+
+
+class Runs(typing.Protocol):
+    """Where a run is registered and published: ``publish.WarehouseRuns`` (a connection) or an ``ApiClient``."""
+
+    def start_run(self, model: str, parameters: dict[str, Any], data_snapshot: dict[str, Any]) -> str: ...
+
+    def upload_recommendations(self, run_id: str, recommendations: pd.DataFrame) -> object: ...
+
+    def publish_run(
+        self, run_id: str, *, metrics: dict[str, Any], timings: dict[str, Any], current: bool
+    ) -> object: ...
+
+    def fail_run(self, run_id: str, error: str) -> None: ...
+
+
+class TrainError(NotFoundError, RuntimeError):
+    """Training cannot start (e.g. no interactions yet); the message says what to run first."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model: str
+    users: int
+    rows: int
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+
+    def __str__(self) -> str:
+        ours, baseline = self.metrics[self.model], self.metrics["popularity"]
+        return (
+            f"{self.model} run {self.run_id}: {self.rows:,} recommendations for {self.users:,} users published;"
+            f" holdout nDCG@{HOLDOUT.k} {ours['ndcg']:.3f} (popularity {baseline['ndcg']:.3f}),"
+            f" precision@{HOLDOUT.k} {ours['precision']:.3f} (popularity {baseline['precision']:.3f});"
+            f" {sum(self.timings.values()):.1f} s"
+        )
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[step] = round(time.perf_counter() - started, 3)
+
+
+def train(
+    conn: connection | None,
+    model: str = DEFAULT_MODEL,
+    *,
+    k: int = 20,
+    read: ReadTable | None = None,
+    runs: Runs | None = None,
+    schema_suffix: str = "",
+) -> TrainResult:
+    """Fit ``model`` (a name in ``recommender.ml.algorithms.MODELS``) on the warehouse, evaluate it, publish top ``k``.
+
+    ``read`` reads the inputs and ``runs`` publishes (e.g. an ``ApiClient``, through the HTTP
+    API: then ``conn`` may be None); by default both use ``conn``. With ``schema_suffix`` (a
+    refresh's ``__next``) it trains on the generation being built and stages the run:
+    published but not current, for the refresh's switch to make current.
+    """
+    runs = runs or publish.WarehouseRuns(conn)
+    timings: dict[str, float] = {}
+    with _timed(timings, "read"):
+        reader = _in_generation(table_reader(conn) if read is None else read, schema_suffix)
+        interactions = warehouse_interactions(reader)
+        if interactions.empty:
+            raise TrainError("marts.ml_interactions is empty: simulate activity first (python -m recommender simulate)")
+        features = content_features(title_features(reader))
+        users = reader("core.users", ["user_id"])["user_id"]
+        titles = reader("marts.catalogue", ["content_id", "title"]).set_index("content_id")["title"]
+        genre_names = reader("core.genres", None).set_index("genre_id")["genre_name"]
+        snapshot = _snapshot(interactions, users, features, _latest_written(conn, read, schema_suffix))
+    factories, _ = model_factories([model, "popularity"], features)
+    factory = factories[model]
+    run_id = runs.start_run(model, factory().params, snapshot)
+    try:
+        with _timed(timings, "evaluate"):
+            metrics = _holdout_metrics(interactions, factories)
+        with _timed(timings, "fit"):
+            fitted = factory().fit(interactions[["user_id", "item_id", "weight"]])
+        with _timed(timings, "recommend"):
+            recs = fitted.recommend(users, k=k, exclude_seen=True)
+        with _timed(timings, "explain"):
+            recs["reason"] = explain(fitted, recs, titles, features["genre_ids"], genre_names)
+        recs = recs.rename(columns={"item_id": "content_id"})[["user_id", "content_id", "score", "rank", "reason"]]
+        with _timed(timings, "publish"):
+            runs.upload_recommendations(run_id, recs)
+            runs.publish_run(run_id, metrics=metrics, timings=timings, current=not schema_suffix)
+    except Exception as exc:
+        try:
+            runs.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        except Exception as marking:  # e.g. the connection broke: the original error is the one to see
+            exc.add_note(f"(run {run_id} could not be marked failed: {marking})")
+        raise
+    return TrainResult(run_id, model, int(recs["user_id"].nunique()), len(recs), metrics, timings)
+
+
+def _holdout_metrics(interactions: pd.DataFrame, factories: dict[str, Callable[[], Recommender]]) -> dict[str, Any]:
+    train_part, test_part = HOLDOUT.apply(interactions)
+    results = evaluate_models(factories, train_part, test_part, k=HOLDOUT.k).set_index("model")
+    return {
+        "protocol": f"temporal holdout per user: latest {1 - HOLDOUT.ratio:.0%} of each user's titles, k={HOLDOUT.k}",
+        **{name: {key: round(float(value), 4) for key, value in row.items()} for name, row in results.iterrows()},
+    }
+
+
+def _in_generation(read: ReadTable, schema_suffix: str) -> ReadTable:
+    """``read`` of the generation under ``schema_suffix``: "marts.x" is read from "marts<suffix>.x"."""
+    if not schema_suffix:
+        return read
+
+    def relocated(name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        schema, table = name.split(".", 1)
+        return read(f"{schema}{schema_suffix}.{table}", columns)
+
+    return relocated
+
+
+def _latest_written(conn: connection, read: ReadTable | None, schema_suffix: str = "") -> datetime | None:
+    """When the newest interaction was loaded: asked of the database, or the latest of the column ``read`` reads."""
+    if read is not None:
+        latest = read("marts.ml_interactions", ["last_written_at"])["last_written_at"].max()
+        return None if pd.isna(latest) else latest
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("select max(last_written_at) from {}.ml_interactions").format(
+                sql.Identifier(f"marts{schema_suffix}")
+            )
+        )
+        (latest,) = cur.fetchone()
+    return latest
+
+
+def _snapshot(
+    interactions: pd.DataFrame, users: pd.Series, features: pd.DataFrame, latest: datetime | None
+) -> dict[str, Any]:
+    return {
+        "source": "marts.ml_interactions",
+        "interactions": len(interactions),
+        "users_with_history": int(interactions["user_id"].nunique()),
+        "users": len(users),
+        "titles": len(features),
+        "latest_written_at": latest.isoformat() if latest else None,
+    }
