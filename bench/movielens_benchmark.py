@@ -30,8 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from recommender.ml.algorithms import MODELS
-from recommender.ml.evaluate import LF_REFERENCE_ML100K, Protocol, run
+from recommender.ml.evaluate import Protocol, run
 from recommender.ml.movielens import load_items, load_ratings
+from recommender.ml.report import LF_REFERENCE_ML100K
 from recommender.warehouse.targets import PROJECT_ROOT
 
 RECBOLE = "recbole==1.2.1"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from export_copies import Edit, drop_column, edit_file, edit_line, edit_rows, replace_field
 
-from recommender.warehouse.exports import LOADER_FIELD_LIMIT, ORIGINAL_NAMES
+from recommender.warehouse.export_csv import LOADER_FIELD_LIMIT
+from recommender.warehouse.exports import ORIGINAL_NAMES
 
 Apply = Callable[[Path], None]
 GARBAGE_BYTES = 50 * 1024 * 1024

@@ -24,7 +24,7 @@ from recommender.api import keys
 from recommender.api.client import KEY_VARIABLE, ApiClient, ApiError, BatchRefusedError
 from recommender.api.routers.marts import MARTS, PARQUET
 from recommender.ml import train
-from recommender.ml.evaluate import title_features, warehouse_interactions
+from recommender.ml.data import title_features, warehouse_interactions
 from recommender.warehouse import logins
 from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table
 

@@ -13,15 +13,8 @@ import scipy.sparse as sp
 
 from recommender.activity.simulate import Catalogue, SimulationConfig, affinity, simulate
 from recommender.ml.algorithms import Recommender, build_model
-from recommender.ml.evaluate import (
-    LF_REFERENCE_ML100K,
-    RESULT_COLUMNS,
-    evaluate_models,
-    markdown_table,
-    model_factories,
-    taste_score,
-    write_report,
-)
+from recommender.ml.evaluate import RESULT_COLUMNS, evaluate_models, model_factories, taste_score
+from recommender.ml.report import LF_REFERENCE_ML100K, markdown_table, write_report
 from recommender.ml.splits import stratified_split
 from recommender.warehouse.targets import PROJECT_ROOT
 

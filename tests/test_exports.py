@@ -19,7 +19,7 @@ from export_copies import copy_export, edit_line, edit_rows, replace_field, resa
 
 from recommender.warehouse import exports
 from recommender.warehouse.dbt import run_dbt
-from recommender.warehouse.exports import LOADER_FIELD_LIMIT, MAX_PROBLEMS_SHOWN
+from recommender.warehouse.export_csv import LOADER_FIELD_LIMIT, MAX_PROBLEMS_SHOWN
 from recommender.warehouse.sample import write_sample
 from recommender.warehouse.targets import Target
 

@@ -36,7 +36,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # imported here, not at the top: only this command needs matplotlib and the MovieLens reader
     import pandas as pd
 
-    from recommender.ml import evaluate, movielens
+    from recommender.ml import data, evaluate, movielens
+    from recommender.ml import report as report_tables
 
     started = time.perf_counter()
     split = args.split or ("stratified" if args.movielens else "temporal")
@@ -53,10 +54,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             features = None  # no item file beside the ratings: the content model is skipped
     else:
         with closing(warehouse().connect()) as conn:
-            interactions, title_features = evaluate.warehouse_interactions(conn), evaluate.title_features(conn)
+            interactions, title_features = data.warehouse_interactions(conn), data.title_features(conn)
         if interactions.empty:
             raise MissingError("marts.ml_interactions is empty: run `make run` (or simulate, then dbt build) first")
-        source, features = "the warehouse's marts.ml_interactions", evaluate.content_features(title_features)
+        source, features = "the warehouse's marts.ml_interactions", data.content_features(title_features)
         truth = pd.read_csv(args.truth) if args.truth else None
     report = evaluate.run(
         interactions,
@@ -69,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         truth=truth,
         title_features=title_features,
     )
-    print(evaluate.markdown_table(report.results))
+    print(report_tables.markdown_table(report.results))
     for name, why in report.skipped.items():
         print(f"skipped {name}: {why}")
     print(

@@ -27,16 +27,8 @@ from psycopg2.extensions import connection
 from recommender.errors import NotFoundError
 from recommender.ml import publish
 from recommender.ml.algorithms import DEFAULT_MODEL, Recommender
-from recommender.ml.evaluate import (
-    Protocol,
-    ReadTable,
-    content_features,
-    evaluate_models,
-    model_factories,
-    table_reader,
-    title_features,
-    warehouse_interactions,
-)
+from recommender.ml.data import ReadTable, content_features, table_reader, title_features, warehouse_interactions
+from recommender.ml.evaluate import Protocol, evaluate_models, model_factories
 from recommender.ml.reasons import explain
 
 # each user's earliest 80 % of titles train, the latest 20 % test

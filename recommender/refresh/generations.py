@@ -25,27 +25,25 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from psycopg2 import errors, sql
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, connection, cursor
 
-from recommender import activity
-from recommender.activity.simulate import SimulationConfig, simulate
 from recommender.errors import ConflictError
 from recommender.ml import publish
+from recommender.warehouse import sql_files
 from recommender.warehouse.dbt import LIVE_EXPORT
-from recommender.warehouse.targets import PROJECT_ROOT, Target, count_rows, lock_holders, read_table
+from recommender.warehouse.targets import PROJECT_ROOT, Target, count_rows, lock_holders
 
 LAYERS = ("raw", "staging", "core", "marts")
 NEXT, PREVIOUS, REFUSED = "__next", "__prev", "__refused"
 COHORT, PENDING = "app__cohort", "app__next"  # the refresh's cohort, and app as it will be (sql/cohort.sql)
-SQL_DIR = Path(__file__).with_name("sql")
 EXPORTS_DIR = LIVE_EXPORT.parent  # the checked copies of the exports of the live and previous generations
-SWITCH_LOCK_TIMEOUT = "30s"  # how long the switch waits for app's writers (and old readers of __prev) to finish
 EXAMPLES = 5  # values shown in a reason
+SWITCH_LOCK_TIMEOUT = "30s"  # how long the switch waits for app's writers (and old readers of __prev) to finish
 # the advisory lock one refresh at a time holds (a positive bigint, so pg_locks shows it as two oids)
 REFRESH_LOCK = int.from_bytes(hashlib.sha256(b"netflix_warehouse.refresh").digest()[:8], "big") >> 1
 
@@ -121,7 +119,7 @@ def _existing(cur: cursor, names: list[str]) -> list[str]:
     return [name for name in names if name in found]
 
 
-def _drop_schemas(cur: cursor, names: list[str]) -> None:
+def drop_schemas(cur: cursor, names: list[str]) -> None:
     for name in _existing(cur, names):
         cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
 
@@ -148,7 +146,7 @@ def hold_refresh_lock(conn: connection) -> None:
 def clear_leftovers(conn: connection) -> None:
     """Drop what an earlier refresh left beside the live generation: a refused or killed one, a staged cohort."""
     with conn, conn.cursor() as cur:
-        _drop_schemas(cur, [schema(layer, s) for s in (NEXT, REFUSED) for layer in LAYERS] + [PENDING, COHORT])
+        drop_schemas(cur, [schema(layer, s) for s in (NEXT, REFUSED) for layer in LAYERS] + [PENDING, COHORT])
 
 
 def refuse(conn: connection) -> list[str]:
@@ -156,7 +154,7 @@ def refuse(conn: connection) -> list[str]:
     if conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
         conn.rollback()
     with conn, conn.cursor() as cur:
-        _drop_schemas(cur, [schema(layer, REFUSED) for layer in LAYERS] + [PENDING, COHORT])
+        drop_schemas(cur, [schema(layer, REFUSED) for layer in LAYERS] + [PENDING, COHORT])
         names = _existing(cur, [schema(layer, NEXT) for layer in LAYERS])
         for name in names:
             cur.execute(
@@ -195,128 +193,13 @@ def table_counts(conn: connection, suffix: str = "") -> dict[str, int]:
 # the simulated cohort, staged beside app
 
 
-@dataclass(frozen=True)
-class Cohort:
-    pending: bool  # True: app changes at the switch (the cohort is new, or its catalogue changed)
-    written: list[activity.WriteResult]
-
-
-def stage_cohort(conn: connection, config: SimulationConfig, *, progress: bool = False) -> Cohort:
-    """Simulate ``config`` on the next generation's catalogue and stage it in ``app__cohort``.
-
-    When app already holds exactly this cohort (same catalogue, same configuration) nothing
-    is staged and app is read as it is; else the refresh reads ``app__next`` (app with these
-    user ids replaced by the cohort) and ``switch`` applies the cohort to app.
-    """
-    features = read_table(conn, f"{schema('marts', NEXT)}.ml_title_features")
-    if features.empty:
-        raise GenerationError("the next generation's marts.ml_title_features is empty: there is nothing to watch")
-    simulation = simulate(features, config, progress=progress)
-    with conn, conn.cursor() as cur:
-        _drop_schemas(cur, [PENDING, COHORT])
-        cur.execute((SQL_DIR / "cohort.sql").read_text())
-    place = activity.Place(
-        titles=f"{schema('core', NEXT)}.titles",
-        countries=f"{schema('core', NEXT)}.countries",
-        users=f"{COHORT}.users",
-        schema=COHORT,
-    )
-    users = activity.prepare_users(conn, simulation.users, place)
-    written = [activity.write_prepared(conn, users, place)]
-    events = activity.prepare_events(conn, simulation.events, place)
-    if activity.is_written(conn, users.batch_id) and activity.is_written(conn, events.batch_id):
-        with conn, conn.cursor() as cur:
-            _drop_schemas(cur, [PENDING, COHORT])
-        return Cohort(pending=False, written=[replace(w, written=False) for w in written] + _skipped(events))
-    written.append(activity.write_prepared(conn, events, place))
-    return Cohort(pending=True, written=written)
-
-
-def _skipped(batch: activity.PreparedBatch) -> list[activity.WriteResult]:
-    return [activity.WriteResult(batch.kind, batch.batch_id, batch.table.num_rows, written=False)]
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # the audit
 
 
-def _shown(values: list[object]) -> str:
+def shown(values: list[object]) -> str:
     more = f" and {len(values) - EXAMPLES:,} more" if len(values) > EXAMPLES else ""
     return ", ".join(map(repr, values[:EXAMPLES])) + more
-
-
-def orphaned_activity(conn: connection, pending: bool) -> list[str]:
-    """Reasons, one per kind of activity, why the next catalogue cannot take app's activity (titles it lacks)."""
-    source = PENDING if pending else "app"
-    reasons = []
-    with conn, conn.cursor() as cur:
-        for table in ("viewing_events", "ratings"):
-            cur.execute(
-                sql.SQL(
-                    "select content_id, count(*) from {}.{} as activity where not exists"
-                    " (select from {}.titles as titles where titles.content_id = activity.content_id)"
-                    " group by content_id order by count(*) desc, content_id"
-                ).format(sql.Identifier(source), sql.Identifier(table), sql.Identifier(schema("core", NEXT)))
-            )
-            rows = cur.fetchall()
-            if rows:
-                reasons.append(
-                    f"the new catalogue orphans {sum(n for _, n in rows):,} row(s) of app.{table} written by users:"
-                    f" {len(rows):,} title(s) it lacks, e.g. {_shown([content_id for content_id, _ in rows])}"
-                    " (keep those titles in the export, or delete that activity first)"
-                )
-    return reasons
-
-
-def orphaned_recommendations(conn: connection, run_id: str | None) -> list[str]:
-    """Why the run that would be current with the next generation cannot be (titles or users it lacks)."""
-    with conn, conn.cursor() as cur:
-        if run_id is None:
-            cur.execute("select run_id from predictions.model_runs where is_current")
-            row = cur.fetchone()
-            if row is None:
-                return []
-            run_id = row[0]
-        reasons = []
-        for column, table in (("content_id", "titles"), ("user_id", "users")):
-            cur.execute(
-                sql.SQL(
-                    "select distinct recommendations.{column} from predictions.recommendations where run_id = %s"
-                    " and not exists (select from {schema}.{table} as known"
-                    " where known.{column} = recommendations.{column}) order by 1"
-                ).format(
-                    column=sql.Identifier(column),
-                    schema=sql.Identifier(schema("core", NEXT)),
-                    table=sql.Identifier(table),
-                ),
-                (run_id,),
-            )
-            missing = [value for (value,) in cur.fetchall()]
-            if missing:
-                reasons.append(
-                    f"the recommendations of run {run_id} name {len(missing):,} {column}(s) the new generation"
-                    f" lacks, e.g. {_shown(missing)} (train on the new generation: a refresh with a simulation does)"
-                )
-    return reasons
-
-
-def shrinkage(
-    live_counts: dict[str, int], next_counts: dict[str, int], *, max_shrink: float, same_export: bool
-) -> list[str]:
-    """Reasons for tables that become empty, or (same export only) shrink by more than ``max_shrink``."""
-    reasons = []
-    for name, before in live_counts.items():
-        after = next_counts.get(name)
-        if after is None or before == 0:
-            continue
-        if after == 0:
-            reasons.append(f"{name} would become empty (it holds {before:,} rows now)")
-        elif same_export and after < before * (1 - max_shrink):
-            reasons.append(
-                f"{name} would shrink by {1 - after / before:.0%} ({before:,} -> {after:,} rows), more than the"
-                f" {max_shrink:.0%} allowed (--allow-shrink accepts a deliberate shrink, --max-shrink sets the share)"
-            )
-    return reasons
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -347,7 +230,7 @@ def drop_previous(conn: connection) -> None:
     """
     names = [schema(layer, PREVIOUS) for layer in LAYERS]
     with _bounded(conn, "dropping the previous generation", names) as cur:
-        _drop_schemas(cur, names)
+        drop_schemas(cur, names)
 
 
 def _rename(cur: cursor, renames: list[tuple[str, str]]) -> None:
@@ -370,7 +253,7 @@ def switch(conn: connection, generation: Generation, *, cohort_pending: bool) ->
     held = [*LAYERS, "app", "predictions"]
     with _bounded(conn, "the switch", held) as cur:
         if cohort_pending:
-            cur.execute((SQL_DIR / "apply_cohort.sql").read_text())
+            cur.execute(sql_files.read(__package__, "apply_cohort.sql"))
         live_names = _existing(cur, list(LAYERS))
         _rename(cur, [(name, schema(name, PREVIOUS)) for name in live_names])
         _rename(cur, [(schema(layer, NEXT), layer) for layer in LAYERS])
@@ -401,7 +284,7 @@ def rollback(conn: connection) -> Generation:
     if missing:
         raise GenerationError(
             f"the previous generation ({before.export or 'unrecorded export'}) lacks {len(missing):,} title(s) that"
-            f" app's activity names, e.g. {_shown(missing)}: its catalogue was replaced since. Refresh from that"
+            f" app's activity names, e.g. {shown(missing)}: its catalogue was replaced since. Refresh from that"
             " export instead (make run RAW_DATA_DIR=...)"
         )
     swap = "__swap"

@@ -13,7 +13,8 @@ from recommender.activity.simulate import SimulationConfig
 from recommender.errors import BadInputError
 from recommender.ml import publish
 from recommender.ml.train import TrainResult, train
-from recommender.refresh import generations
+from recommender.refresh import audit, generations
+from recommender.refresh.cohort import Cohort, stage_cohort
 from recommender.warehouse import access, exports, quality
 from recommender.warehouse.dbt import failures, results, run_dbt
 from recommender.warehouse.targets import PROJECT_ROOT, Target, count_rows
@@ -162,9 +163,9 @@ def _run(
         with closing(target.connect()) as conn:
             if simulation is not None:
                 _stage("simulate the default cohort on the new catalogue")
-                cohort = generations.stage_cohort(conn, simulation, progress=True)
+                cohort = stage_cohort(conn, simulation, progress=True)
             pending = cohort is not None and cohort.pending  # app changes at the switch
-            refresh.refuse_if(generations.orphaned_activity(conn, pending=pending))
+            refresh.refuse_if(audit.orphaned_activity(conn, pending=pending))
         _stage("activity: users, viewing events and their marts with their tests")
         # and the views on predictions, untested here: until the switch they show the live generation's run
         # (the audit below checks the staged run)
@@ -187,10 +188,10 @@ def _run(
             _stage("audit: empty or shrinking tables, orphaned activity and recommendations")
             next_counts = generations.table_counts(conn, generations.NEXT)
             same_export = before is not None and before.export == generation.export
-            refresh.reasons += generations.shrinkage(
+            refresh.reasons += audit.shrinkage(
                 live_counts, next_counts, max_shrink=max_shrink, same_export=same_export and not allow_shrink
             )
-            refresh.reasons += generations.orphaned_recommendations(conn, run_id)
+            refresh.reasons += audit.orphaned_recommendations(conn, run_id)
             refresh.refuse_if(refresh.reasons)
             generation = replace(
                 generation, run_id=run_id, titles=next_counts.get("core.titles"), catalogue=generations.catalogue(conn)
@@ -279,7 +280,7 @@ def _changes(
     after: generations.Generation,
     live_counts: dict[str, int],
     next_counts: dict[str, int],
-    cohort: generations.Cohort | None,
+    cohort: Cohort | None,
 ) -> list[str]:
     """What the refresh changed for readers, in words."""
     titles = next_counts.get("core.titles", 0)
