@@ -43,7 +43,7 @@ docs: $(INSTALLED)  ## build the dbt docs site (the data dictionary) into target
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint models macros tests analyses recommender/sql
+	$(BIN)/sqlfluff lint models macros tests analyses recommender
 
 bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and API speed, API memory (each prints its baseline)
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")

@@ -11,16 +11,15 @@ from contextlib import asynccontextmanager, closing
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender import activity
 from recommender.api import keys
 from recommender.api.auth import public
 from recommender.api.database import Database, Reader, Settings
-from recommender.api.limits import RequestLimits, invalid_request
+from recommender.api.errors import HANDLERS
+from recommender.api.limits import RequestLimits
 from recommender.api.rate_limit import RateLimiter
 from recommender.api.routers import keys as key_routes
 from recommender.api.routers import marts, people, reference, runs, sql, titles, users
@@ -98,20 +97,6 @@ async def _codecs(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("numeric", encoder=str, decoder=float, schema="pg_catalog", format="text")
 
 
-def _missing_relation(request: Request, exc: asyncpg.UndefinedTableError) -> JSONResponse:
-    return JSONResponse(
-        {"detail": f"the warehouse is not built yet ({exc}): run `make run` (or python -m recommender run) first"}, 503
-    )
-
-
-def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
-    return JSONResponse({"detail": f"the warehouse took too long to answer ({exc}); retry later"}, 503)
-
-
-def _database_down(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"the warehouse does not answer: {exc}"}, 503)
-
-
 SETUP_LOCK = 4_714_269_001  # an advisory lock: workers starting together set the schemas up one at a time
 
 
@@ -147,13 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        exception_handlers={
-            asyncpg.UndefinedTableError: _missing_relation,
-            asyncpg.QueryCanceledError: _too_slow,
-            asyncpg.PostgresConnectionError: _database_down,
-            ConnectionError: _database_down,
-            RequestValidationError: invalid_request,
-        },
+        exception_handlers=HANDLERS,
     )
     app.state.rate_limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     # AccessLog outermost: it logs the answers RequestLimits gives before the app runs

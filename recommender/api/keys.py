@@ -21,36 +21,13 @@ from datetime import datetime
 from psycopg2.extensions import connection
 
 from recommender.errors import InvalidArgumentError, NotFoundError
-from recommender.warehouse import logins
+from recommender.warehouse import logins, sql_files
 
 ROLES = ("analyst", "data_scientist", "admin")
 PREFIX = "nwk"
 KEY_ID = re.compile(r"^[0-9a-f]{12}$")  # secrets.token_hex(6)
 
-DDL = f"""
--- a new schema grants nothing to public: only the owner reads the hashes
-create schema if not exists api;
-
-create table if not exists api.keys (
-    key_id text primary key,
-    name text not null check (length(name) between 1 and 200),
-    role text not null check (role in {ROLES}),
-    key_hash bytea not null,
-    created_at timestamptz not null default now(),
-    revoked_at timestamptz
-);
-
--- a replayed write returns the first answer; one row per (key, Idempotency-Key)
-create table if not exists api.idempotency (
-    key_id text not null references api.keys (key_id),
-    idempotency_key text not null,
-    request_hash bytea not null,
-    status_code smallint not null,
-    response jsonb not null,
-    created_at timestamptz not null default now(),
-    primary key (key_id, idempotency_key)
-);
-"""
+DDL = sql_files.read(__package__, "api.sql", roles=sql_files.literal(ROLES))
 
 
 class UnknownKeyError(NotFoundError, LookupError):

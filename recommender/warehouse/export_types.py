@@ -8,6 +8,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
+from recommender.warehouse import sql_files
 from recommender.warehouse.export_csv import (
     EXCERPT_CHARS,
     LOADER_NULLS,
@@ -68,29 +69,7 @@ def check_types(
 def _refused_values(cur: cursor, kind: str, index: int, values: list[str | None]) -> list[tuple[int, str]]:
     """(0-based position, message) of each value that the cast dbt seed applies (``cell::kind``) refuses."""
     function = sql.Identifier("pg_temp", f"netflix_export_refused_{index}")
-    cur.execute(
-        sql.SQL(
-            """
-            create function {function}(cells text[]) returns table (cell integer, message text)
-            language plpgsql as $$
-            declare
-                converted {kind};
-            begin
-                for i in 1 .. coalesce(array_length(cells, 1), 0) loop
-                    continue when cells[i] is null;
-                    begin
-                        converted := cells[i]::{kind};
-                    exception when data_exception then
-                        cell := i - 1;
-                        message := sqlerrm;
-                        return next;
-                    end;
-                end loop;
-            end
-            $$
-            """
-        ).format(function=function, kind=sql.SQL(kind))
-    )
+    cur.execute(sql_files.read(__package__, "refused_values.sql", function=function.as_string(cur), kind=kind))
     cur.execute(sql.SQL("select cell, message from {}(%s::text[])").format(function), (values,))
     return cur.fetchall()
 

@@ -34,7 +34,7 @@ create table if not exists app.users (
     signup_date date not null,
     plan text not null check (plan in {{ plans }}),
     device text not null check (device in {{ devices }}),
-    language text not null check (language ~ '^[a-z]{2}$'),
+    language text not null check (language ~ '^[a-z]{2}$'),  -- noqa: RF04
     attributes jsonb not null default '{}' check (jsonb_typeof(attributes) = 'object'),
     batch_id text not null,
     written_at timestamptz not null default now()

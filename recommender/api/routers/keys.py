@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, Path
 
 from recommender.api import keys
 from recommender.api.auth import needs
@@ -31,7 +31,4 @@ def create_key(db: DB, request: KeyCreate) -> KeyCreated:
 @router.delete("/{key_id}", status_code=204, summary="Revoke a key at once", **needs("admin"))
 def revoke_key(db: DB, key_id: Annotated[str, Path(pattern=keys.KEY_ID.pattern)]) -> None:
     with db.writer() as conn:
-        try:
-            keys.revoke_key(conn, key_id)
-        except keys.UnknownKeyError as exc:
-            raise HTTPException(404, str(exc)) from None
+        keys.revoke_key(conn, key_id)  # an unknown key: 404, as every NotFoundError

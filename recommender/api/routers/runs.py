@@ -28,6 +28,7 @@ from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
 from recommender.api.routers.marts import PARQUET
 from recommender.api.schemas import ModelRun, Offset, Page, RunFail, RunPublish, RunRows, RunStart
+from recommender.errors import UnavailableError
 from recommender.ml import publish
 from recommender.warehouse import logins
 
@@ -50,7 +51,6 @@ CSV_TYPES = {
 SPOOL_BYTES = 8 * 2**20  # an upload is held in memory up to this size, then in a temporary file
 READER_WAIT_S = 30.0  # an upload waits this long for readers that planned before its attach (its client waits too)
 # the door's refusals (publish.REFUSALS), and a wait that ran out
-STATUSES = {"22023": 422, "P0002": 404, "42501": 403, "55000": 409, "55P03": 503}
 PUBLISH_RESPONSES = {
     403: {"description": "the key's role may not publish, or the run is another key's"},
     404: {"description": "no such run"},
@@ -98,10 +98,8 @@ def _door(db: Database, caller: Caller) -> Iterator[connection]:
     try:
         with closing(logins.key_target(db.settings.target, caller.key_id).connect()) as conn:
             yield conn
-    except publish.PublishError as exc:  # rows refused (no code: checked before the door), or the door's refusal
-        raise HTTPException(422 if exc.code is None else STATUSES[exc.code], str(exc)) from None
-    except errors.LockNotAvailable as exc:
-        raise HTTPException(503, str(exc).strip(), headers={"Retry-After": "5"}) from None
+    except errors.LockNotAvailable as exc:  # the door's refusals (PublishError) map as every WarehouseError does
+        raise UnavailableError(str(exc).strip()) from None
 
 
 def _run(conn: connection, run_id: str) -> ModelRun:
@@ -174,13 +172,8 @@ async def upload_recommendations(
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type not in (CSV, PARQUET):
         raise HTTPException(415, f"send the rows as {CSV} or {PARQUET}, not {media_type or 'no Content-Type'}")
-    limit = db.settings.max_upload_bytes
     with SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
-        async for chunk in request.stream():
-            if body.tell() + len(chunk) > limit:
-                raise HTTPException(
-                    413, f"the rows are larger than {limit:,} bytes (NETFLIX_API_MAX_UPLOAD_BYTES): send fewer"
-                )
+        async for chunk in request.stream():  # RequestLimits stops the stream past NETFLIX_API_MAX_UPLOAD_BYTES: 413
             body.write(chunk)
         body.seek(0)
         return await run_in_threadpool(_stage, db, caller, run_id, body, media_type)
