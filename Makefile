@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 RAW_DATA_DIR ?=
 PORT ?= 8000
 
-.PHONY: run test serve dsn psql stop docs lint bench sample clean
+.PHONY: run test test-fast serve dsn psql stop docs lint bench sample clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: $(INSTALLED)  ## load the raw export (RAW_DATA_DIR=folder, or the sample), 
 
 test: $(INSTALLED)  ## the whole test suite
 	$(BIN)/python -m pytest
+
+test-fast: $(INSTALLED)  ## the tests that need no database (the edit-test loop)
+	$(BIN)/python -m pytest -m "not database"
 
 serve: $(INSTALLED)  ## start the HTTP API on the warehouse (PORT=8000; docs at /docs)
 	$(BIN)/python -m recommender serve --port $(PORT)
@@ -43,7 +46,7 @@ docs: $(INSTALLED)  ## build the dbt docs site (the data dictionary) into target
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint models macros tests analyses recommender
+	$(BIN)/sqlfluff lint --processes 0 models macros tests analyses recommender
 
 bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and API speed, API memory (each prints its baseline)
 	$(BIN)/python bench/seed_speed.py $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")

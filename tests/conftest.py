@@ -40,6 +40,15 @@ from recommender.warehouse.targets import (
 )
 
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
+# a test that asks for one of these fixtures (directly or through others) needs a database: marked ``database``
+DATABASE_FIXTURES = {"server", "embedded"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a PostgreSQL ``database``; ``make test-fast`` runs the others (-m "not database")."""
+    for item in items:
+        if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.database)
 
 
 def _external_server() -> Target:

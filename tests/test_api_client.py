@@ -18,11 +18,11 @@ from conftest import Api, serving
 from queries import query
 
 from recommender import activity
-from recommender.__main__ import main
 from recommender.activity.simulate import SimulationConfig, simulate_into
 from recommender.api import keys
 from recommender.api.client import KEY_VARIABLE, ApiClient, ApiError, BatchRefusedError
 from recommender.api.routers.marts import MARTS, PARQUET
+from recommender.cli import main
 from recommender.ml import train
 from recommender.ml.data import title_features, warehouse_interactions
 from recommender.warehouse import logins

@@ -15,6 +15,7 @@ from recommender.warehouse.embedded import HOST, PG_HBA, EmbeddedServer, Embedde
 from recommender.warehouse.targets import DEFAULT_EMBEDDED_PORT, embedded_server, owner_password, target_from_env
 
 
+@pytest.mark.database
 def test_start_is_reused_and_stop_stops(tmp_path: Path) -> None:
     server = EmbeddedServer(pgdata=tmp_path / "pgdata", port=free_port(), password=owner_password())
     assert not server.is_running()
@@ -104,6 +105,7 @@ def test_another_local_user_cannot_connect_as_the_owner(embedded: EmbeddedServer
     assert passwords.SECRETS_DIR.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.database
 def test_an_older_data_folder_that_trusted_the_owner_is_closed(tmp_path: Path) -> None:
     server = EmbeddedServer(pgdata=tmp_path / "pgdata", port=free_port(), password="first-password")
     server.start()

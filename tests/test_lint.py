@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
     [
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
-        ["sqlfluff", "lint", "models", "macros", "tests", "analyses", "recommender"],
+        ["sqlfluff", "lint", "--processes", "0", "models", "macros", "tests", "analyses", "recommender"],
     ],
     ids=["ruff-check", "ruff-format", "sqlfluff"],
 )

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from recommender.cli.connect import bounded, warehouse
-from recommender.refresh import generations, pipeline
+from recommender.refresh import generations
 from recommender.warehouse import exports
 from recommender.warehouse.countries import REFERENCE_SEED, write_reference
 from recommender.warehouse.dbt import run_dbt
@@ -24,6 +24,9 @@ from recommender.warehouse.targets import (
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # imported here: only a refresh needs Great Expectations, seconds to import
+    from recommender.refresh import pipeline
+
     summary = pipeline.run(warehouse(), args.raw_data_dir, max_shrink=args.max_shrink, allow_shrink=args.allow_shrink)
     print(summary.render())
     return 0

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-SECRETS_DIR = Path(__file__).resolve().parent.parent / ".secrets"
+SECRETS_DIR = Path(__file__).resolve().parents[2] / ".secrets"  # the project's, beside .venv
 
 
 def secret_file(name: str, secrets_dir: Path = SECRETS_DIR) -> Path:
