@@ -1,4 +1,4 @@
-"""Request and response schemas of the HTTP API (SQLModel classes, i.e. pydantic models).
+"""Request and response schemas of the HTTP API (pydantic models).
 
 They are separate from the tables: a response says what a client may rely on, and a
 request says what it may send, with the same ranges the database checks.
@@ -11,8 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
-from sqlmodel import SQLModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from recommender.activity import AGE_BANDS, DEVICES, EARLIEST, PLANS, TOO_LATE
 from recommender.api.keys import ROLES
@@ -50,7 +49,13 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
 UserId = Annotated[int, Field(gt=0, le=2**63 - 1, examples=[1])]
 
 
-class Page(SQLModel, Generic[Item]):
+class Schema(BaseModel):
+    """The base of every request and response schema: rows and dataclasses validate by their attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(Schema, Generic[Item]):
     """One page of a list: ``items`` from ``offset``, and how many match in all."""
 
     total: int
@@ -59,7 +64,7 @@ class Page(SQLModel, Generic[Item]):
     items: list[Item]
 
 
-class TitleSummary(SQLModel):
+class TitleSummary(Schema):
     content_id: str
     title: str | None
     content_type: str
@@ -74,7 +79,7 @@ class TitleSummary(SQLModel):
     best_of_rank: int | None
 
 
-class Credit(SQLModel):
+class Credit(Schema):
     person_id: int
     person_name: str
     credit_role: str
@@ -82,12 +87,12 @@ class Credit(SQLModel):
     billing_order: int | None
 
 
-class Ranking(SQLModel):
+class Ranking(Schema):
     ranking_list: str
     list_rank: int
 
 
-class NamedCode(SQLModel):
+class NamedCode(Schema):
     code: str
     name: str | None
 
@@ -100,7 +105,7 @@ class TitleDetail(TitleSummary):
     rankings: list[Ranking]
 
 
-class SimilarTitle(SQLModel):
+class SimilarTitle(Schema):
     content_id: str
     title: str | None
     content_type: str
@@ -109,13 +114,13 @@ class SimilarTitle(SQLModel):
     co_viewers: int = Field(description="users who watched both titles")
 
 
-class PersonSummary(SQLModel):
+class PersonSummary(Schema):
     person_id: int
     person_name: str
     titles: int
 
 
-class FilmographyEntry(SQLModel):
+class FilmographyEntry(Schema):
     content_id: str
     title: str | None
     content_type: str
@@ -125,19 +130,19 @@ class FilmographyEntry(SQLModel):
     imdb_score: float | None
 
 
-class PersonDetail(SQLModel):
+class PersonDetail(Schema):
     person_id: int
     person_name: str
     filmography: list[FilmographyEntry]
 
 
-class Genre(SQLModel):
+class Genre(Schema):
     genre_id: str
     genre_name: str
     titles: int
 
 
-class Country(SQLModel):
+class Country(Schema):
     country_code: str
     country_name: str | None
     titles: int
@@ -146,7 +151,7 @@ class Country(SQLModel):
     avg_imdb_score: float | None
 
 
-class UserIn(SQLModel):
+class UserIn(Schema):
     """A new user, as the simulator writes them."""
 
     model_config = ConfigDict(extra="forbid")
@@ -161,7 +166,7 @@ class UserIn(SQLModel):
     attributes: Attributes | None = None
 
 
-class EventFields(SQLModel):
+class EventFields(Schema):
     model_config = ConfigDict(extra="forbid")
 
     event_id: int | None = Field(
@@ -181,7 +186,7 @@ class EventIn(EventFields):
     user_id: UserId
 
 
-class RatingIn(SQLModel):
+class RatingIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     content_id: ContentId
@@ -189,14 +194,14 @@ class RatingIn(SQLModel):
     rated_at: Instant
 
 
-class WriteResult(SQLModel):
+class WriteResult(Schema):
     kind: str
     batch_id: str
     rows: int
     written: bool = Field(description="false: this exact batch was already in the warehouse")
 
 
-class Event(SQLModel):
+class Event(Schema):
     event_id: int
     content_id: str
     title: str | None
@@ -207,7 +212,7 @@ class Event(SQLModel):
     device: str
 
 
-class UserDetail(SQLModel):
+class UserDetail(Schema):
     user_id: int
     age_band: str
     country_code: str
@@ -226,7 +231,7 @@ class UserDetail(SQLModel):
     recent_events: list[Event]
 
 
-class Recommendation(SQLModel):
+class Recommendation(Schema):
     rank: int
     content_id: str
     title: str | None
@@ -236,7 +241,7 @@ class Recommendation(SQLModel):
     reason: str
 
 
-class Recommendations(SQLModel):
+class Recommendations(Schema):
     user_id: int
     run_id: str | None
     model: str | None
@@ -244,7 +249,7 @@ class Recommendations(SQLModel):
     items: list[Recommendation]
 
 
-class ModelRun(SQLModel):
+class ModelRun(Schema):
     run_id: str
     model: str
     status: str
@@ -262,7 +267,7 @@ class ModelRun(SQLModel):
 # A run's own checks (model name, sizes, states) are the database's, in predictions' door: one set of rules.
 
 
-class RunStart(SQLModel):
+class RunStart(Schema):
     """A new model run: what it is, its parameters and what it trained on."""
 
     model_config = ConfigDict(extra="forbid")
@@ -272,7 +277,7 @@ class RunStart(SQLModel):
     data_snapshot: Attributes = {}
 
 
-class RunRows(SQLModel):
+class RunRows(Schema):
     """A run's rows, checked and attached as its partition: ready to publish, not yet current."""
 
     run_id: str
@@ -280,7 +285,7 @@ class RunRows(SQLModel):
     users: int
 
 
-class RunPublish(SQLModel):
+class RunPublish(Schema):
     """What the run measured; ``current`` false leaves it staged (running) for a later publish."""
 
     model_config = ConfigDict(extra="forbid")
@@ -290,25 +295,25 @@ class RunPublish(SQLModel):
     current: bool = True
 
 
-class RunFail(SQLModel):
+class RunFail(Schema):
     model_config = ConfigDict(extra="forbid")
 
     error: Text = Field(min_length=1, description="why the run failed (its first 10,000 characters are kept)")
 
 
-class SqlQuery(SQLModel):
+class SqlQuery(Schema):
     model_config = ConfigDict(extra="forbid")
 
     sql: str = Field(min_length=1, max_length=100_000, examples=["select title, imdb_score from marts.catalogue"])
     format: Literal["json", "csv"] = "json"
 
 
-class SqlColumn(SQLModel):
+class SqlColumn(Schema):
     name: str
     type: str
 
 
-class SqlResult(SQLModel):
+class SqlResult(Schema):
     columns: list[SqlColumn]
     rows: list[list[Any]]
     row_count: int
@@ -320,27 +325,27 @@ class SqlResult(SQLModel):
     elapsed_ms: float
 
 
-class Health(SQLModel):
+class Health(Schema):
     status: str
     database: str
     current_run: str | None
 
 
-class KeyCreate(SQLModel):
+class KeyCreate(Schema):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal[ROLES]  # type: ignore[valid-type]
     name: Text = Field(min_length=1, max_length=200)
 
 
-class KeyCreated(SQLModel):
+class KeyCreated(Schema):
     key_id: str
     role: str
     name: str
     key: str = Field(description="shown once: only its hash is stored")
 
 
-class KeyInfo(SQLModel):
+class KeyInfo(Schema):
     key_id: str
     name: str
     role: str
