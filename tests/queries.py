@@ -42,3 +42,16 @@ def make_groups(target: Target) -> None:
                         "do $$ begin create role {} nologin; exception when duplicate_object then null; end $$"
                     ).format(psql.Identifier(group))
                 )
+
+
+# What no session may leave behind on the server: the attack suites snapshot these before and after
+SERVER_STATE = {
+    "large objects": "select count(*) from pg_largeobject_metadata",
+    "advisory locks": """
+        select classid, objid, objsubid, mode, granted from pg_locks
+        where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
+        order by 1, 2, 3""",
+    "prepared transactions": "select gid from pg_prepared_xacts where database = current_database() order by 1",
+    "postgresql.auto.conf": """
+        select name, setting from pg_file_settings where sourcefile like '%postgresql.auto.conf' order by seqno""",
+}

@@ -26,7 +26,7 @@ import httpx
 import psycopg2
 import pytest
 from psycopg2 import sql
-from queries import query
+from queries import SERVER_STATE, query
 
 from recommender.api import keys
 from recommender.warehouse import logins
@@ -109,14 +109,7 @@ STATE = {
     "memberships": f"""
         select roleid::regrole::text, member::regrole::text, admin_option from pg_auth_members
         where member in ({RELEVANT_ROLES}) order by 1, 2, 3""",
-    "large objects": "select count(*) from pg_largeobject_metadata",
-    "advisory locks": """
-        select classid, objid, objsubid, mode, granted from pg_locks
-        where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
-        order by 1, 2, 3""",
-    "prepared transactions": "select gid from pg_prepared_xacts where database = current_database() order by 1",
-    "postgresql.auto.conf": """
-        select name, setting from pg_file_settings where sourcefile like '%postgresql.auto.conf' order by seqno""",
+    **SERVER_STATE,
     "probe sequence": f"select last_value, is_called from {SEQUENCE}",
 }
 

@@ -45,7 +45,7 @@ import psycopg2
 import pytest
 from conftest import Api, api_for
 from psycopg2 import sql
-from queries import make_groups
+from queries import SERVER_STATE, make_groups
 
 from recommender import activity
 from recommender.api import keys
@@ -636,14 +636,7 @@ def _state(token: str) -> dict[str, str]:
             select md5(coalesce(string_agg(format('%s/%s/%s=%s', classoid, objoid, objsubid, description), ','
                 order by classoid, objoid, objsubid), ''))
             from pg_description where objoid >= 16384""",
-        "large objects": "select count(*) from pg_largeobject_metadata",
-        "advisory locks": """
-            select classid, objid, objsubid, mode, granted from pg_locks
-            where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
-            order by 1, 2, 3""",
-        "prepared transactions": "select gid from pg_prepared_xacts where database = current_database() order by 1",
-        "postgresql.auto.conf": """
-            select name, setting from pg_file_settings where sourcefile like '%postgresql.auto.conf' order by seqno""",
+        **SERVER_STATE,
         "sequences": """
             select schemaname, sequencename, last_value from pg_sequences
             where schemaname not in ('pg_catalog', 'information_schema') order by 1, 2""",
