@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -58,13 +59,15 @@ def _external_server() -> Target:
 
 
 @pytest.fixture(scope="session")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = EmbeddedServer(
-        pgdata=tmp_path_factory.mktemp("embedded") / "pgdata", port=free_port(), password=owner_password()
-    )
+def embedded() -> Iterator[EmbeddedServer]:
+    # a folder of its own, not pytest's tmp_path: another test session of the same user (another checkout)
+    # prunes pytest's numbered folders, and would take this server's data folder from under it
+    folder = Path(tempfile.mkdtemp(prefix="netflix-warehouse-tests-"))
+    server = EmbeddedServer(pgdata=folder / "pgdata", port=free_port(), password=owner_password())
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=["embedded", "external"])
