@@ -49,6 +49,8 @@ def test_imports_point_down_the_layers(path: Path) -> None:
 
 
 def test_every_module_is_in_a_layer_and_small() -> None:
+    packages = [path for path in PACKAGE.rglob("*") if path.is_dir() and path.name not in ("__pycache__", "sql")]
+    assert all((package / "__init__.py").is_file() for package in packages)  # no namespace package by accident
     top_level = {path.name for path in PACKAGE.glob("*.py")}
     assert top_level == {"__init__.py", "__main__.py", "errors.py"}
     assert {path.name for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"} == set(RANKS) - {

@@ -14,7 +14,7 @@ import jinja2
 
 def read(package: str, name: str, **constants: str) -> str:
     """The text of ``<package>/sql/<name>``, its ``{{ placeholders }}`` replaced by ``constants``."""
-    text = resources.files(package).joinpath("sql", name).read_text()
+    text = resources.files(package).joinpath("sql").joinpath(name).read_text()
     return jinja2.Template(text, undefined=jinja2.StrictUndefined).render(constants) if constants else text
 
 
