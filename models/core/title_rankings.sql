@@ -24,6 +24,10 @@ country_spellings as (
     select * from {{ ref('country_spellings') }}
 ),
 
+best_of_genres as (
+    select * from {{ ref('best_of_genres') }}
+),
+
 listed as (
     select
         'best_movies' as ranking_list,
@@ -88,7 +92,8 @@ matches as (
     group by listed.ranking_list, listed.title, listed.release_year
 ),
 
--- the lists' genre vocabulary differs from the catalogue's in three words
+-- the lists' genre vocabulary differs from the catalogue's in three words;
+-- the best_of_genres seed maps each of its words to the catalogue's
 final as (
     select
         listed.ranking_list,
@@ -102,12 +107,7 @@ final as (
         )::integer as list_rank,
         listed.imdb_score,
         listed.imdb_votes,
-        case listed.main_genre
-            when 'documentary' then 'documentation'
-            when 'sports' then 'sport'
-            when 'musical' then 'music'
-            else listed.main_genre
-        end as main_genre_id,
+        best_of_genres.genre_id as main_genre_id,
         country_spellings.country_code as main_country_code
     from listed
     inner join matches
@@ -115,6 +115,7 @@ final as (
             listed.ranking_list = matches.ranking_list
             and listed.title = matches.title
             and listed.release_year = matches.release_year
+    left join best_of_genres on listed.main_genre = best_of_genres.list_genre
     left join country_spellings on lower(listed.main_production_country) = country_spellings.spelling
 )
 

@@ -4,18 +4,8 @@ catalogue as (
     select * from {{ ref('catalogue') }}
 ),
 
-credits as (
-    select * from {{ ref('credits') }}
-),
-
-people_per_title as (
-    select
-        content_id,
-        array_agg(person_id order by billing_order) filter (where credit_role = 'director') as director_ids,
-        array_agg(person_id order by billing_order)
-        filter (where credit_role = 'actor' and billing_order <= 10) as cast_ids
-    from credits
-    group by content_id
+title_people as (
+    select * from {{ ref('int_title_people') }}
 ),
 
 -- centred on the catalogue's own statistics, so a refit needs no outside numbers
@@ -40,12 +30,12 @@ final as (
         coalesce(catalogue.age_certification, 'unrated') as age_certification,
         catalogue.genre_ids,
         catalogue.country_codes,
-        coalesce(people_per_title.director_ids, '{}') as director_ids,
-        coalesce(people_per_title.cast_ids, '{}') as cast_ids,
+        coalesce(title_people.director_ids, '{}') as director_ids,
+        coalesce(title_people.cast_ids, '{}') as cast_ids,
         (cardinality(catalogue.best_of_lists) > 0)::integer as is_best_of
     from catalogue
     cross join catalogue_statistics
-    left join people_per_title on catalogue.content_id = people_per_title.content_id
+    left join title_people on catalogue.content_id = title_people.content_id
 )
 
 select * from final
