@@ -54,7 +54,8 @@ def test_sample_loads_every_row_and_passes_every_dbt_test(sample_warehouse: pipe
     statuses = {status for (kind, status) in sample_warehouse.dbt_counts if kind != "exposure"}
     assert statuses <= {"success", "pass", "warn"}  # the one warning: the sample's unmatched best-of row
     assert sample_warehouse.dbt_counts[("test", "pass")] >= 40
-    assert sample_warehouse.dbt_counts[("seed", "success")] == 7  # six export files and the ISO 3166 reference
+    # six export files and two reference seeds: ISO 3166 and the best-of lists' genres
+    assert sample_warehouse.dbt_counts[("seed", "success")] == 8
     for table in ("app.users", "app.viewing_events", "core.users", "core.viewing_events", "marts.ml_interactions"):
         assert sample_warehouse.row_counts[table] > 0, table
     assert sample_warehouse.row_counts["core.users"] == sample_warehouse.row_counts["app.users"] == 500

@@ -27,6 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recommender.warehouse.targets import PROJECT_ROOT
+
+BEST_OF_GENRES = PROJECT_ROOT / "seeds" / "reference" / "best_of_genres.csv"
 GENRES = (
     "drama", "comedy", "thriller", "action", "romance", "documentation", "crime",
     "animation", "fantasy", "family", "scifi", "european", "horror", "music",
@@ -205,14 +208,14 @@ def _cast(rng: random.Random, titles: list[Title]) -> None:
                 title.credits.append((person_id, name, f"Young {character}", "ACTOR"))
 
 
-# The best-of lists use a vocabulary of their own: no european, family or history.
-BEST_GENRE = {"documentation": "documentary", "sport": "sports", "music": "musical"}
-BEST_GENRES = {*GENRES, *BEST_GENRE.values()} - {*BEST_GENRE, "european", "family", "history"}
+# The best-of lists use a vocabulary of their own (no european, family or history; "documentary" for the
+# catalogue's "documentation"): the reference seed core.title_rankings joins on, read as a catalogue -> list map.
+with BEST_OF_GENRES.open(newline="") as file:
+    LIST_GENRE = {row["genre_id"]: row["list_genre"] for row in csv.DictReader(file)}
 
 
 def _best_genre(title: Title) -> str:
-    genres = [BEST_GENRE.get(genre, genre) for genre in title.genres]
-    return next((genre for genre in genres if genre in BEST_GENRES), "drama")
+    return next((LIST_GENRE[genre] for genre in title.genres if genre in LIST_GENRE), "drama")
 
 
 def _best_rows(titles: list[Title], kind: str, limit: int, *, by_year: bool) -> list[Title]:
