@@ -31,14 +31,7 @@ import pyarrow.csv as pyarrow_csv
 from psycopg2 import errors, sql
 from psycopg2.extensions import connection, cursor
 
-from recommender.activity.frames import (
-    EVENT_COLUMNS,
-    RATING_COLUMNS,
-    USER_COLUMNS,
-    EventBatch,
-    RatingBatch,
-    UserBatch,
-)
+from recommender.activity.frames import EVENT_COLUMNS, RATING_COLUMNS, USER_COLUMNS, EventBatch, RatingBatch, UserBatch
 from recommender.errors import BadInputError
 
 

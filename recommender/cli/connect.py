@@ -6,13 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from recommender.api.client import ApiClient
-from recommender.warehouse.targets import (
-    Target,
-    embedded_server,
-    ensure_database,
-    start_embedded,
-    target_from_env,
-)
+from recommender.warehouse.targets import Target, embedded_server, ensure_database, start_embedded, target_from_env
 
 
 def warehouse() -> Target:

@@ -12,9 +12,7 @@ from recommender.cli.connect import api_client, bounded, warehouse
 from recommender.errors import InvalidArgumentError, MissingError
 from recommender.ml import publish, train
 from recommender.ml.algorithms import DEFAULT_MODEL, MODELS
-from recommender.warehouse.targets import (
-    PROJECT_ROOT,
-)
+from recommender.warehouse.targets import PROJECT_ROOT
 
 
 def cmd_train(args: argparse.Namespace) -> int:

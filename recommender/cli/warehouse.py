@@ -16,11 +16,7 @@ from recommender.warehouse.countries import REFERENCE_SEED, write_reference
 from recommender.warehouse.dbt import run_dbt
 from recommender.warehouse.embedded import psql_path
 from recommender.warehouse.sample import write_sample
-from recommender.warehouse.targets import (
-    PROJECT_ROOT,
-    embedded_server,
-    start_embedded,
-)
+from recommender.warehouse.targets import PROJECT_ROOT, embedded_server, start_embedded
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
@@ -68,6 +66,10 @@ def write_report(results: pd.DataFrame, out_dir: str | Path, title: str, protoco
 
 
 def _plot(results: pd.DataFrame, title: str, path: Path) -> None:
+    # imported here: matplotlib takes a second to import, and only a report draws
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     ranking = ["precision", "recall", "ndcg", "map"]
     lists = ["coverage", "head_share", *(["taste"] if "taste" in results.columns else [])]
     models = results["model"].astype(str).tolist()

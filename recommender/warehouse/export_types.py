@@ -9,13 +9,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from recommender.warehouse import sql_files
-from recommender.warehouse.export_csv import (
-    EXCERPT_CHARS,
-    LOADER_NULLS,
-    FileReport,
-    SeedSpec,
-    excerpt,
-)
+from recommender.warehouse.export_csv import EXCERPT_CHARS, LOADER_NULLS, FileReport, SeedSpec, excerpt
 
 
 def _as_loaded(value: str) -> str | None:
