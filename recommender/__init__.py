@@ -68,5 +68,10 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: types.ModuleType) -> None:
         """Nothing to run: ``create_module`` returned the imported module."""
 
+    def get_code(self, fullname: str) -> types.CodeType | None:
+        """The moved module's code, for ``python -m recommender.<old>`` (runpy runs it as ``__main__``)."""
+        new = f"{__name__}.{MOVED[fullname.partition('.')[2]]}"
+        return importlib.util.find_spec(new).loader.get_code(new)
+
 
 sys.meta_path.append(_MovedModules())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,3 +100,11 @@ def test_the_old_module_names_still_import() -> None:
     sys.modules.pop("recommender.simulate", None)  # imported before: the warning comes on the first import
     with pytest.warns(DeprecationWarning, match="recommender.activity.simulate"):
         from recommender.simulate import SimulationConfig  # noqa: F401
+
+
+def test_an_old_module_still_runs_as_a_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "recommender.watchdog", "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--memory-limit" in result.stdout
