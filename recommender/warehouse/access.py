@@ -14,8 +14,6 @@ from psycopg2.extensions import connection
 from recommender.warehouse import sql_files
 
 GROUPS = ("analyst", "data_scientist")
-# Schemas the Python side owns (simulated activity; published recommendations).
-PYTHON_SCHEMAS = ("app", "predictions")
 
 
 def close_group_logins(conn: connection) -> None:

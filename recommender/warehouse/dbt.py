@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 from recommender.errors import InvalidArgumentError
@@ -90,11 +89,6 @@ def run_dbt(
 def _die_with_parent() -> None:
     """In the dbt child: be killed when the process that started it dies (a killed refresh stops its build too)."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def result_counts(target_path: Path = PROJECT_ROOT / "target") -> Counter[tuple[str, str]]:
-    """(resource type, status) counts of the last dbt invocation, from run_results.json."""
-    return Counter(results(target_path).values())
 
 
 def results(target_path: Path = PROJECT_ROOT / "target") -> dict[str, tuple[str, str]]:

@@ -6,12 +6,14 @@ A file may hold Jinja placeholders for the constants it shares with Python (``{{
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from importlib import resources
 
 import jinja2
 
 
+@functools.cache  # read and rendered once per process: start_run, a column's cast check run it often
 def read(package: str, name: str, **constants: str) -> str:
     """The text of ``<package>/sql/<name>``, its ``{{ placeholders }}`` replaced by ``constants``."""
     text = resources.files(package).joinpath("sql").joinpath(name).read_text()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 import pyarrow as pyarrow_lib
 import pyarrow.compute as pyarrow_compute
 
-from recommender.ml.publish.door import COLUMNS, MAX_RANK, PublishError
+from recommender.ml.publish.door import COLUMNS, PublishError
 
-log = logging.getLogger(__name__)
+MAX_RANK = 32767  # rank is a smallint
 
 
 def _value(value: object) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,13 +12,9 @@ from psycopg2.extensions import connection, cursor
 from recommender.errors import BadInputError
 from recommender.warehouse import access, sql_files
 
-log = logging.getLogger(__name__)
-
 # the schema's tables and helpers, then the door's functions; run in this order
 SQL_FILES = ("predictions.sql", "predictions_door.sql")
 COLUMNS = ("user_id", "content_id", "score", "rank", "reason")  # what ``publish`` takes, in COPY order
-MAX_RANK = 32767  # rank is a smallint
-COPY_BATCH_ROWS = 65_536  # rows rendered to CSV at a time while the server parses the previous batch
 LOCK_TIMEOUT = "5s"  # the longest any one lock wait of the publisher may take (switches wait for switches)
 READER_WAIT_S = 300.0  # the longest a publish waits for readers that planned before its attach
 WARN_AFTER_S = 5.0  # log the sessions a publish waits for after this many seconds

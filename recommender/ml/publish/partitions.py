@@ -11,9 +11,10 @@ import pyarrow.csv as pyarrow_csv
 from psycopg2 import errors, sql
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, connection, cursor
 
-from recommender.ml.publish.door import COLUMNS, COPY_BATCH_ROWS, LOCK_TIMEOUT, WARN_AFTER_S, PublishError, transaction
+from recommender.ml.publish.door import COLUMNS, LOCK_TIMEOUT, WARN_AFTER_S, PublishError, transaction
 
 log = logging.getLogger(__name__)
+COPY_BATCH_ROWS = 65_536  # rows rendered to CSV at a time while the server parses the previous batch
 
 
 class _CsvStream:
