@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 RAW_DATA_DIR ?=
 PORT ?= 8000
 
-.PHONY: run test test-fast serve dsn psql stop docs lint bench sample clean
+.PHONY: run test test-fast serve dsn psql stop docs docs-serve lint bench sample clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ stop: $(INSTALLED)  ## stop the embedded PostgreSQL
 
 docs: $(INSTALLED)  ## build the dbt docs site (the data dictionary) into target/
 	$(BIN)/python -m recommender docs
+
+docs-serve: $(INSTALLED)  ## build the data dictionary and serve it at http://127.0.0.1:8080/
+	$(BIN)/python -m recommender docs --serve
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import asdict
 from pathlib import Path
 
 from recommender.cli.connect import bounded, warehouse
 from recommender.refresh import generations
-from recommender.warehouse import exports
+from recommender.warehouse import docs_site, exports
 from recommender.warehouse.countries import REFERENCE_SEED, write_reference
-from recommender.warehouse.dbt import run_dbt
 from recommender.warehouse.embedded import psql_path
 from recommender.warehouse.sample import write_sample
-from recommender.warehouse.targets import PROJECT_ROOT, embedded_server, start_embedded
+from recommender.warehouse.targets import embedded_server, start_embedded
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -56,12 +55,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    result = run_dbt(["docs", "generate"], warehouse())
-    if result.returncode == 0:
-        print(
-            f"dbt docs site: {PROJECT_ROOT / 'target' / 'index.html'} (or: source .venv/bin/activate; dbt docs serve)"
-        )
-    return result.returncode
+    # imported here: the schemas' owners are heavy to import, and only the docs need all three
+    from recommender import activity
+    from recommender.api import keys
+    from recommender.ml import publish
+
+    target = warehouse()
+    with closing(target.connect()) as conn:
+        # every schema exists, so the data dictionary describes each, on a warehouse the API never served too
+        activity.ensure_schema(conn)
+        publish.ensure_schema(conn)
+        keys.ensure_schema(conn)
+    site = docs_site.generate(target).parent
+    if not args.serve:
+        print(f"dbt docs site built in {site}; serve it with: make docs-serve")
+        return 0
+    with docs_site.server(site, args.port) as httpd:
+        print(f"the data dictionary: http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)", flush=True)
+        with suppress(KeyboardInterrupt):
+            httpd.serve_forever()
+    return 0
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -118,7 +131,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--seed", type=int, default=42)
     sample.set_defaults(func=cmd_sample)
 
-    commands.add_parser("docs", help="build the dbt docs site into target/").set_defaults(func=cmd_docs)
+    docs = commands.add_parser("docs", help="build the dbt docs site (the data dictionary) into target/")
+    docs.add_argument("--serve", action="store_true", help="then serve it over HTTP until Ctrl-C")
+    docs.add_argument("--port", type=int, default=8080, help="the port --serve listens on (127.0.0.1)")
+    docs.set_defaults(func=cmd_docs)
 
     server = commands.add_parser("server", help="start, stop or show the embedded PostgreSQL")
     server.add_argument("action", choices=("start", "stop", "status"))

@@ -39,19 +39,20 @@ def dbt_env(
     before any build. ``schema_suffix`` builds every dbt schema under that suffix
     (a refresh's next generation); ``app_schema`` is where dbt reads app's tables.
     """
-    if raw_dir is None and not os.environ.get("NETFLIX_RAW_DIR"):
-        raw_dir = LIVE_EXPORT if LIVE_EXPORT.exists() else SAMPLE_SEEDS
+    if raw_dir is None and not os.environ.get("NETFLIX_RAW_DIR") and not LIVE_EXPORT.exists():
+        raw_dir = SAMPLE_SEEDS
     env = {
         **os.environ,
         **target.env(),
         "DBT_PROFILES_DIR": str(PROFILES_DIR),
-        # agate warns for every declared optional column (`index`) a file does not have
-        "PYTHONWARNINGS": "ignore::RuntimeWarning:agate.type_tester",
-        "NETFLIX_SCHEMA_SUFFIX": schema_suffix,
-        "NETFLIX_APP_SCHEMA": app_schema,
         # a reader's lock on a table dbt replaces makes dbt fail after a minute rather than wait without end
         "PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} -c lock_timeout={DBT_LOCK_TIMEOUT}".strip(),
     }
+    # Set only where they differ from dbt_project.yml's defaults: dbt re-parses the whole
+    # project when a variable it read changes between set and unset, and plain `dbt` after
+    # `source .venv/bin/activate` leaves them unset.
+    env |= {"NETFLIX_SCHEMA_SUFFIX": schema_suffix} if schema_suffix else {}
+    env |= {"NETFLIX_APP_SCHEMA": app_schema} if app_schema != "app" else {}
     if raw_dir is not None:
         if not raw_dir.absolute().is_relative_to(project_dir.absolute()):
             raise InvalidArgumentError(f"the raw export folder {raw_dir} must be inside the dbt project {project_dir}")

@@ -32,6 +32,7 @@ with a count of the rest.
 from __future__ import annotations
 
 import codecs
+import csv
 import operator
 import shutil
 from pathlib import Path
@@ -188,10 +189,29 @@ def _listing(bad: list[FileReport]) -> list[str]:
 
 
 def prepare(files: dict[str, Path], dest: Path) -> Path:
-    """Copy a checked export under its seed names into ``dest``, the folder ``dbt seed`` will read."""
+    """Copy a checked export under its seed names into ``dest``, the folder ``dbt seed`` will read.
+
+    A file without a declared optional column (``index``, which some copies lack) gains it,
+    empty, in front: every copy loads into raw tables of one shape, and dbt's reader (agate)
+    is never given a type for a column that is not there, which it warns about."""
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    specs = seed_specs()
     for seed, path in files.items():
-        shutil.copyfile(path, dest / f"{seed}.csv")
+        _copy_with_optional_columns(path, dest / f"{seed}.csv", specs[seed])
     return dest
+
+
+def _copy_with_optional_columns(path: Path, copy: Path, spec: SeedSpec) -> None:
+    with path.open(encoding="utf-8-sig", newline="") as source:
+        rows = csv.reader(source)
+        header = next(rows)
+        missing = [name for name in spec.optional_columns if name in spec.column_types and name not in header]
+        if not missing:
+            shutil.copyfile(path, copy)
+            return
+        with copy.open("w", encoding="utf-8", newline="") as sink:
+            writer = csv.writer(sink, lineterminator="\n")
+            writer.writerow([*missing, *header])
+            writer.writerows([*([""] * len(missing)), *row] for row in rows)
