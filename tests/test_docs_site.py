@@ -1,0 +1,76 @@
+"""The data dictionary: dbt's docs site with its two pictures, built from a warehouse and served."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from recommender.refresh import pipeline
+from recommender.warehouse import diagrams, docs_site
+
+SCHEMAS = ("raw", "staging", "core", "marts", "app", "predictions", "api")
+
+
+@pytest.fixture(scope="module")
+def site(sample_warehouse: pipeline.Summary, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The site of the sample warehouse, built as `make docs` builds it (every schema made to exist first)."""
+    from recommender import activity
+    from recommender.api import keys
+
+    with closing(sample_warehouse.target.connect()) as conn:
+        activity.ensure_schema(conn)
+        keys.ensure_schema(conn)
+    yield docs_site.generate(sample_warehouse.target, tmp_path_factory.mktemp("docs")).parent
+
+
+def _relations(svg: str) -> set[str]:
+    return set(re.findall(r'data-relation="([^"]+)"', svg))
+
+
+def test_the_erd_draws_every_contracted_core_table_and_the_python_schemas(site: Path) -> None:
+    manifest = json.loads((site / "manifest.json").read_text())
+    core = {
+        f"core.{node['name']}"
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("schema") == "core"
+    }
+    svg = (site / "docs" / "assets" / "erd.svg").read_text()
+    drawn = _relations(svg)
+    assert core and core <= drawn
+    assert {"app.users", "app.viewing_events", "predictions.model_runs", "api.keys"} <= drawn
+    # a foreign key is an arrow: credits refers to titles and people, title_genres to titles and genres, ...
+    tables = diagrams.contracted_tables(manifest)
+    foreign_keys = sum(1 for columns in tables.values() for *_, refers_to in columns if refers_to)
+    assert foreign_keys >= 10
+    assert svg.count("marker-end=") >= foreign_keys
+    assert re.search(r"credit_role +text", svg) and " PK" in svg and " FK" in svg
+
+
+def test_the_flow_draws_every_relation_of_every_schema(site: Path) -> None:
+    drawn = _relations((site / "docs" / "assets" / "flow.svg").read_text())
+    assert {name.split(".")[0] for name in drawn} == set(SCHEMAS)
+    assert {"raw.raw_titles", "staging.stg_netflix__titles", "core.titles", "marts.catalogue"} <= drawn
+
+
+def test_the_overview_shows_the_pictures_and_every_schema(site: Path) -> None:
+    manifest = json.loads((site / "manifest.json").read_text())
+    overview = manifest["docs"]["doc.netflix_warehouse.__overview__"]["block_contents"]
+    assert "docs/assets/erd.svg" in overview and "docs/assets/flow.svg" in overview
+    assert "mermaid" not in overview
+    for schema in SCHEMAS:
+        assert f"| `{schema}` |" in overview
+
+
+@pytest.fixture(scope="module")
+def served(site: Path) -> Iterator[str]:
+    with docs_site.server(site, 0) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        httpd.shutdown()
