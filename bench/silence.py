@@ -14,6 +14,7 @@ run's time, its line count and the command's exit status (this script exits with
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import subprocess
@@ -48,7 +49,7 @@ def longest_silence(lines: list[tuple[float, str]]) -> tuple[float, str, str]:
     """The longest gap between consecutive lines (the start counts as a line), with the lines around it."""
     marks = [(0.0, "(start)"), *lines]
     gap, before, after = max(
-        ((b[0] - a[0], a[1], b[1]) for a, b in zip(marks, marks[1:], strict=False)), key=lambda found: found[0]
+        ((b[0] - a[0], a[1], b[1]) for a, b in itertools.pairwise(marks)), key=lambda found: found[0]
     )
     return gap, before, after
 

@@ -49,6 +49,8 @@ def dbt_env(
         "PYTHONWARNINGS": "ignore::RuntimeWarning:agate.type_tester",
         "NETFLIX_SCHEMA_SUFFIX": schema_suffix,
         "NETFLIX_APP_SCHEMA": app_schema,
+        # colours only where they show: a log file would hold their escape codes
+        "DBT_USE_COLORS": os.environ.get("DBT_USE_COLORS", str(sys.stdout.isatty()).lower()),
         # a reader's lock on a table dbt replaces makes dbt fail after a minute rather than wait without end
         "PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} -c lock_timeout={DBT_LOCK_TIMEOUT}".strip(),
     }
