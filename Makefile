@@ -6,11 +6,12 @@ INSTALLED := $(VENV)/.installed
 RAW_DATA_DIR ?=
 PORT ?= 8000
 
-.PHONY: run test test-fast serve dsn psql stop docs docs-serve lint bench sample clean
+.PHONY: run test test-fast serve dsn psql pgadmin stop docs docs-serve lint bench sample clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --editable '.[dev]'
+	@echo "installing the pinned dependencies into $(VENV) (a few minutes the first time; pip says what it does)"
+	$(BIN)/pip install --disable-pip-version-check --progress-bar off --editable '.[dev]'
 	# plain `dbt ...` after `source .venv/bin/activate` finds the project's profile
 	grep -q DBT_PROFILES_DIR $(BIN)/activate || echo 'export DBT_PROFILES_DIR="$(CURDIR)/profiles"' >> $(BIN)/activate
 	# ... and the embedded server owner's password, which the server's start writes there (unless you chose a file)
@@ -36,6 +37,9 @@ dsn: $(INSTALLED)  ## print a libpq URI of the warehouse
 
 psql: $(INSTALLED)  ## open psql on the warehouse
 	$(BIN)/python -m recommender psql
+
+pgadmin: $(INSTALLED)  ## write target/pgadmin-servers.json for the warehouse (make run writes it too)
+	$(BIN)/python -m recommender pgadmin
 
 stop: $(INSTALLED)  ## stop the embedded PostgreSQL
 	$(BIN)/python -m recommender server stop

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from export_copies import copy_export, replace_field
 from queries import cli
 
-from recommender.warehouse import exports
+import recommender.cli
+from recommender.warehouse import exports, logins
 from recommender.warehouse.targets import Target
 
 
@@ -46,3 +51,64 @@ def test_unknown_arguments_are_refused(database: Target) -> None:
     result = cli(database, "dsn", "--bogus")
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser of the command tree, the root first, with its command line."""
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_every_option_of_every_command_has_help_that_shows_its_default() -> None:
+    missing = []
+    for prog, parser in _parsers(recommender.cli.parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            if not action.option_strings:  # an argument: it says what it is
+                missing += [] if action.help else [f"{prog} {action.dest}: no help"]
+                continue
+            shown = formatter._expand_help(action) if action.help else ""
+            if not action.help or not ("(default: " in shown or shown.endswith("(required)")):
+                missing.append(f"{prog} {action.option_strings[0]}: {shown!r}")
+    assert not missing
+    assert len(list(_parsers(recommender.cli.parser()))) > 20  # the walk reached the nested commands
+
+
+def test_the_help_is_plain_text_and_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ([], ["simulate"], ["server"]):
+        with pytest.raises(SystemExit):
+            recommender.cli.main([*command, "--help"])
+    shown = capsys.readouterr().out
+    assert "``" not in shown
+    assert "(default: 3000)" in shown  # simulate --users
+    assert "{start,stop,status}" in shown
+
+
+@pytest.mark.parametrize(
+    ("environ", "host", "port"),
+    [
+        ({"NETFLIX_PGPORT": "54998"}, "127.0.0.1", 54998),
+        ({"PGHOST": "db.internal", "PGPORT": "6543"}, "db.internal", 6543),
+    ],
+    ids=["embedded", "own server"],
+)
+def test_pgadmin_writes_a_server_per_group_on_the_configured_port_and_no_password(
+    environ: dict[str, str], host: str, port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PGHOST", "PGPORT", "PGPASSWORD", "NETFLIX_PGPORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PGDATABASE", "wh_pgadmin")
+    out = tmp_path / "servers.json"
+    assert recommender.cli.main(["pgadmin", "--out", str(out)]) == 0
+    servers = list(json.loads(out.read_text())["Servers"].values())
+    assert [server["Name"].rsplit("(", 1)[1].rstrip(")") for server in servers] == list(logins.GROUPS)
+    assert {(s["Host"], s["Port"], s["MaintenanceDB"]) for s in servers} == {(host, port, "wh_pgadmin")}
+    assert all(set(server) >= {"Name", "Group", "Username", "SSLMode"} for server in servers)
+    assert not [key for server in servers for key in server if "pass" in key.lower()]  # no Password, no PassFile

@@ -22,11 +22,11 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 from psycopg2.extensions import connection
-from tqdm import tqdm
 
 from recommender import activity
 from recommender.activity import AGE_BANDS, DEVICES, PLANS
 from recommender.errors import InvalidArgumentError, MissingError
+from recommender.warehouse import progress
 from recommender.warehouse.targets import read_table
 
 # Where the simulated audience lives (weights), and the language each country speaks.
@@ -218,7 +218,7 @@ def _chunks(config: SimulationConfig) -> Iterator[slice]:
         yield slice(begin, min(begin + config.chunk_users, config.users))
 
 
-def simulate(features: pd.DataFrame, config: SimulationConfig, progress: bool = False) -> Simulation:
+def simulate(features: pd.DataFrame, config: SimulationConfig) -> Simulation:
     """Users, their viewing events and their latent tastes, from ``marts.ml_title_features``."""
     catalogue = Catalogue.from_features(features)
     rng = np.random.default_rng(config.seed)
@@ -226,7 +226,7 @@ def simulate(features: pd.DataFrame, config: SimulationConfig, progress: bool = 
     genre_taste, country_taste = _tastes(rng, users, catalogue)
     events = []
     chunks = list(_chunks(config))
-    for chunk in tqdm(chunks, desc="simulating", unit="chunk", disable=not progress):
+    for chunk in progress.bar(chunks, "simulating", "chunks"):
         chunk_affinity = affinity(genre_taste[chunk], country_taste[chunk], catalogue)
         chunk_rng = np.random.default_rng([config.seed, chunk.start])
         events.append(_chunk_events(chunk_rng, users.iloc[chunk], chunk_affinity, catalogue, config))
@@ -301,7 +301,7 @@ def write(
 
 
 def simulate_into(
-    target: connection | Destination, config: SimulationConfig, *, replace: bool = False, progress: bool = False
+    target: connection | Destination, config: SimulationConfig, *, replace: bool = False
 ) -> tuple[Simulation, list[activity.WriteResult]]:
     """Simulate on the warehouse's own catalogue (``marts.ml_title_features``) and write the result.
 
@@ -311,5 +311,5 @@ def simulate_into(
     features = destination.read_table("marts.ml_title_features")
     if features.empty:
         raise MissingError("marts.ml_title_features is empty: run `make run` (or dbt build) first")
-    simulation = simulate(features, config, progress=progress)
+    simulation = simulate(features, config)
     return simulation, write(destination, simulation)

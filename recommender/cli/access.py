@@ -33,7 +33,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add = people_actions.add_parser("add", help="create a login of a person's own and print its password (once)")
     add.add_argument("name", help="the login, e.g. alice (lower case letters, digits, _)")
     add.add_argument("--role", required=True, choices=logins.GROUPS, help="the group it is a member of")
-    people_actions.add_parser("revoke", help="drop a person's login at once").add_argument("name")
+    people_actions.add_parser("revoke", help="drop a person's login at once").add_argument(
+        "name", help="the login to drop; its sessions end"
+    )
     people_actions.add_parser("list", help="this database's logins: people's and API keys'")
     guard = people_actions.add_parser(
         "watchdog",

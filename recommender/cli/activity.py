@@ -41,14 +41,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     sim = commands.add_parser("simulate", help="simulate users and viewing, write them to app.*")
-    sim.add_argument("--users", type=int, default=SimulationConfig.users)
-    sim.add_argument("--days", type=int, default=SimulationConfig.days)
-    sim.add_argument("--seed", type=int, default=SimulationConfig.seed)
+    sim.add_argument("--users", type=int, default=SimulationConfig.users, help="users to simulate")
+    sim.add_argument("--days", type=int, default=SimulationConfig.days, help="days of viewing from --start")
+    sim.add_argument("--seed", type=int, default=SimulationConfig.seed, help="seed of the random generator")
     sim.add_argument("--start", type=date.fromisoformat, default=SimulationConfig.start, help="first day, YYYY-MM-DD")
-    sim.add_argument("--first-user-id", type=int, default=SimulationConfig.first_user_id)
-    sim.add_argument("--truth", type=Path, help="write each user's latent taste to this CSV file")
+    sim.add_argument(
+        "--first-user-id", type=int, default=SimulationConfig.first_user_id, help="the users' ids count up from it"
+    )
+    sim.add_argument("--truth", type=Path, help="write each user's latent taste to this CSV file (default: none)")
     sim.add_argument("--replace", action="store_true", help="replace what these user ids hold from another simulation")
     sim.add_argument(
-        "--api", metavar="URL", help="read the catalogue and write through the HTTP API at URL (key in NETFLIX_API_KEY)"
+        "--api",
+        metavar="URL",
+        help="read the catalogue and write through the HTTP API at URL, key in NETFLIX_API_KEY"
+        " (default: a direct connection to the warehouse)",
     )
     sim.set_defaults(func=cmd_simulate)

@@ -50,16 +50,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="start the HTTP API (docs at /docs)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="default 8000")
-    serve.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="processes serving requests")
     serve.set_defaults(func=cmd_serve)
 
     api_keys = commands.add_parser("keys", help="create, revoke or list the HTTP API's keys")
     key_actions = api_keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="create a key and print it (once)")
-    create.add_argument("--role", required=True, choices=keys.ROLES)
+    create.add_argument("--role", required=True, choices=keys.ROLES, help="what the key may do")
     create.add_argument("--name", required=True, help="whose key it is, e.g. alice")
-    key_actions.add_parser("revoke", help="revoke a key at once").add_argument("key_id")
+    key_actions.add_parser("revoke", help="revoke a key at once").add_argument("key_id", help="the id keys list shows")
     key_actions.add_parser("list", help="every key: id, role, state, name (never the key)")
     api_keys.set_defaults(func=cmd_keys)

@@ -80,14 +80,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     fit = commands.add_parser("train", help="fit a recommender on the marts, evaluate it, publish top-k per user")
-    fit.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help=f"default: {DEFAULT_MODEL}")
-    fit.add_argument(
-        "--k", type=bounded(int, 1, 1000), default=20, help="recommendations per user, 1 to 1000 (default 20)"
-    )
+    fit.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODELS), help="the algorithm")
+    fit.add_argument("--k", type=bounded(int, 1, 1000), default=20, help="recommendations per user, 1 to 1000")
     fit.add_argument(
         "--api",
         metavar="URL",
-        help="read the marts and publish through the HTTP API at URL (a data_scientist key in NETFLIX_API_KEY)",
+        help="read the marts and publish through the HTTP API at URL, a data_scientist key in NETFLIX_API_KEY"
+        " (default: a direct connection to the warehouse)",
     )
     fit.set_defaults(func=cmd_train)
 
@@ -96,13 +95,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
 
     ev = commands.add_parser("evaluate", help="fit models on a train split, score them on the rest, write a report")
-    ev.add_argument("--movielens", type=Path, help="MovieLens ratings (file, folder, zip or RecBole wheel)")
-    ev.add_argument("--split", choices=("stratified", "temporal"), help="default: stratified (MovieLens), temporal")
-    ev.add_argument("--by", choices=("item", "user"), help="per item or user (default: item for MovieLens stratified)")
+    ev.add_argument(
+        "--movielens",
+        type=Path,
+        help="MovieLens ratings: file, folder, zip or RecBole wheel (default: the warehouse's interactions)",
+    )
+    ev.add_argument(
+        "--split",
+        choices=("stratified", "temporal"),
+        help="how to split (default: stratified for MovieLens, else temporal)",
+    )
+    ev.add_argument(
+        "--by",
+        choices=("item", "user"),
+        help="split per item or per user (default: item for MovieLens stratified, else user)",
+    )
     ev.add_argument("--ratio", type=float, default=0.75, help="train share of each user's (item's) interactions")
     ev.add_argument("--seed", type=int, default=42, help="seed of the stratified split")
     ev.add_argument("--k", type=int, default=10, help="length of the recommendation lists")
     ev.add_argument("--models", help="comma separated names (default: every model in recommender.ml.algorithms.MODELS)")
-    ev.add_argument("--truth", type=Path, help="tastes CSV of `simulate --truth`: adds the taste score")
+    ev.add_argument("--truth", type=Path, help="tastes CSV of simulate --truth: adds the taste score (default: none)")
     ev.add_argument("--out", type=Path, default=PROJECT_ROOT / "target" / "evaluation", help="report folder")
     ev.set_defaults(func=cmd_evaluate)

@@ -11,19 +11,22 @@ from pathlib import Path
 
 from recommender.cli.connect import bounded, warehouse
 from recommender.refresh import generations
-from recommender.warehouse import docs_site, exports
+from recommender.warehouse import docs_site, exports, pgadmin, progress
 from recommender.warehouse.countries import REFERENCE_SEED, write_reference
 from recommender.warehouse.embedded import psql_path
 from recommender.warehouse.sample import write_sample
-from recommender.warehouse.targets import embedded_server, start_embedded
+from recommender.warehouse.targets import Target, embedded_server, start_embedded, target_from_env
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # imported here: only a refresh needs Great Expectations, seconds to import
-    from recommender.refresh import pipeline
+    with progress.phase("refresh", "start", "the server, the database, the refresh's libraries", heartbeat=True):
+        target = warehouse()
+        # imported here: only a refresh needs Great Expectations, seconds to import
+        from recommender.refresh import pipeline
 
-    summary = pipeline.run(warehouse(), args.raw_data_dir, max_shrink=args.max_shrink, allow_shrink=args.allow_shrink)
+    summary = pipeline.run(target, args.raw_data_dir, max_shrink=args.max_shrink, allow_shrink=args.allow_shrink)
     print(summary.render())
+    _write_pgadmin(target, indent="  ")  # a line of the summary
     return 0
 
 
@@ -90,6 +93,16 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pgadmin(args: argparse.Namespace) -> int:
+    _write_pgadmin(target_from_env(), args.out)
+    return 0
+
+
+def _write_pgadmin(target: Target, path: Path = pgadmin.SERVERS_FILE, indent: str = "") -> None:
+    written = pgadmin.write_servers(target, path)
+    print(f"{indent}pgAdmin: Tools -> Import/Export Servers, import {written} (one server per group; set your login)")
+
+
 def cmd_dsn(args: argparse.Namespace) -> int:
     print(warehouse().uri())
     return 0
@@ -108,7 +121,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--max-shrink",
         type=bounded(float, 0, 1),
         default=0.1,
-        help="refuse a refresh of the same export in which a table loses more than this share of its rows (0.1)",
+        help="refuse a refresh of the same export in which a table loses more than this share of its rows",
     )
     run.add_argument("--allow-shrink", action="store_true", help="accept a deliberate shrink (never an empty table)")
     run.set_defaults(func=cmd_run)
@@ -122,13 +135,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     warehouse.set_defaults(func=cmd_warehouse)
 
     check = commands.add_parser("check-export", help="check an export folder without loading it")
-    check.add_argument("folder", type=Path)
+    check.add_argument("folder", type=Path, help="the folder holding the six export files")
     check.set_defaults(func=cmd_check_export)
 
     sample = commands.add_parser("sample", help="write the generated sample export")
-    sample.add_argument("--out", type=Path, default=exports.SAMPLE_DIR)
-    sample.add_argument("--titles", type=int, default=600)
-    sample.add_argument("--seed", type=int, default=42)
+    sample.add_argument("--out", type=Path, default=exports.SAMPLE_DIR, help="folder to write the six files to")
+    sample.add_argument("--titles", type=int, default=600, help="titles in the catalogue")
+    sample.add_argument("--seed", type=int, default=42, help="seed of the generator (the committed sample's: 42)")
     sample.set_defaults(func=cmd_sample)
 
     docs = commands.add_parser("docs", help="build the dbt docs site (the data dictionary) into target/")
@@ -137,10 +150,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     docs.set_defaults(func=cmd_docs)
 
     server = commands.add_parser("server", help="start, stop or show the embedded PostgreSQL")
-    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument(
+        "action", choices=("start", "stop", "status"), help="start it (unless it runs), stop it, or say whether it runs"
+    )
     server.set_defaults(func=cmd_server)
 
     commands.add_parser("dsn", help="print a libpq URI of the warehouse").set_defaults(func=cmd_dsn)
+
+    servers = commands.add_parser("pgadmin", help="write a pgAdmin servers file for the warehouse (no passwords)")
+    servers.add_argument("--out", type=Path, default=pgadmin.SERVERS_FILE, help="the file to write")
+    servers.set_defaults(func=cmd_pgadmin)
 
     psql = commands.add_parser("psql", help="open psql on the warehouse; further arguments go to psql")
     psql.set_defaults(func=cmd_psql, passes_extra=True)

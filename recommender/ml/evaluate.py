@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from recommender.activity.simulate import Catalogue, affinity
 from recommender.errors import InvalidArgumentError
 from recommender.ml import metrics, splits
 from recommender.ml.algorithms import MODELS, Recommender, build_model
 from recommender.ml.report import write_report
+from recommender.warehouse import progress
 
 RESULT_COLUMNS = (
     "model",
@@ -55,7 +55,6 @@ def evaluate_models(
     k: int = 10,
     *,
     score: Callable[[pd.DataFrame], Mapping[str, float]] | None = None,
-    progress: bool = False,
 ) -> pd.DataFrame:
     """Fit each model on ``train``, recommend ``k`` unseen items to every ``test`` user, score against ``test``.
 
@@ -81,25 +80,31 @@ def evaluate_models(
     users = pd.unique(truth["user_id"])
     n_items = pd.concat([train["item_id"], test["item_id"]]).nunique()
     rows = []
-    for name, factory in tqdm(models.items(), desc="evaluating", unit="model", disable=not progress):
-        model = factory()
-        started = time.perf_counter()
-        model.fit(interactions)
-        fitted = time.perf_counter()
-        recs = model.recommend(users, k=k, exclude_seen=True)
-        recommended = time.perf_counter()
-        rows.append(
-            {
-                "model": name,
-                **metrics.ranking_metrics(recs, truth, k),
-                "coverage": metrics.catalogue_coverage(recs, n_items),
-                **{key: value for key, value in metrics.popularity_bias(recs, train).items() if key in RESULT_COLUMNS},
-                "fit_s": fitted - started,
-                "recommend_s": recommended - fitted,
-                "users": len(users),
-                **(score(recs) if score is not None else {}),
-            }
-        )
+    with progress.Bar(len(models), "evaluating", "models", every_s=0) as counter:  # in a log, a line per model
+        for name, factory in models.items():
+            model = factory()
+            started = time.perf_counter()
+            model.fit(interactions)
+            fitted = time.perf_counter()
+            recs = model.recommend(users, k=k, exclude_seen=True)
+            recommended = time.perf_counter()
+            rows.append(
+                {
+                    "model": name,
+                    **metrics.ranking_metrics(recs, truth, k),
+                    "coverage": metrics.catalogue_coverage(recs, n_items),
+                    **{
+                        key: value
+                        for key, value in metrics.popularity_bias(recs, train).items()
+                        if key in RESULT_COLUMNS
+                    },
+                    "fit_s": fitted - started,
+                    "recommend_s": recommended - fitted,
+                    "users": len(users),
+                    **(score(recs) if score is not None else {}),
+                }
+            )
+            counter.update(note=f"{name}: fit {fitted - started:.1f} s, recommend {recommended - fitted:.1f} s")
     extra = [column for column in rows[0] if column not in RESULT_COLUMNS] if rows else []
     return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
 
@@ -274,8 +279,6 @@ def run(
     def taste(recs: pd.DataFrame) -> dict[str, float]:
         return {"taste": taste_score(recs, truth, title_features, protocol.k, seen=train)}
 
-    results = evaluate_models(
-        factories, train, test, protocol.k, score=taste if truth is not None else None, progress=True
-    )
+    results = evaluate_models(factories, train, test, protocol.k, score=taste if truth is not None else None)
     md_path, png_path = write_report(results, out_dir, title, protocol.describe(source, train, test))
     return Report(results, skipped, len(train), len(test), md_path, png_path)

@@ -12,7 +12,6 @@ current recommendations as they were.
 
 from __future__ import annotations
 
-import time
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from recommender.ml.algorithms import DEFAULT_MODEL, Recommender
 from recommender.ml.data import ReadTable, content_features, table_reader, title_features, warehouse_interactions
 from recommender.ml.evaluate import Protocol, evaluate_models, model_factories
 from recommender.ml.reasons import explain
+from recommender.warehouse import progress
 
 # each user's earliest 80 % of titles train, the latest 20 % test
 HOLDOUT = Protocol(split="temporal", by="user", ratio=0.8, k=10)
@@ -73,10 +73,11 @@ class TrainResult:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    timings[step] = round(time.perf_counter() - started, 3)
+def _timed(timings: dict[str, float], step: str, detail: str) -> Iterator[None]:
+    """Time ``step`` into ``timings``, saying so where progress is shown."""
+    with progress.phase("train", step, detail, heartbeat=True) as timed:
+        yield
+    timings[step] = round(timed.seconds, 3)
 
 
 def train(
@@ -97,7 +98,7 @@ def train(
     """
     runs = runs or publish.WarehouseRuns(conn)
     timings: dict[str, float] = {}
-    with _timed(timings, "read"):
+    with _timed(timings, "read", "interactions, users and titles"):
         reader = _in_generation(table_reader(conn) if read is None else read, schema_suffix)
         interactions = warehouse_interactions(reader)
         if interactions.empty:
@@ -111,16 +112,16 @@ def train(
     factory = factories[model]
     run_id = runs.start_run(model, factory().params, snapshot)
     try:
-        with _timed(timings, "evaluate"):
+        with _timed(timings, "evaluate", f"{model} and popularity on a temporal holdout"):
             metrics = _holdout_metrics(interactions, factories)
-        with _timed(timings, "fit"):
+        with _timed(timings, "fit", f"{model} on every interaction"):
             fitted = factory().fit(interactions[["user_id", "item_id", "weight"]])
-        with _timed(timings, "recommend"):
+        with _timed(timings, "recommend", f"top {k} for {len(users):,} users"):
             recs = fitted.recommend(users, k=k, exclude_seen=True)
-        with _timed(timings, "explain"):
+        with _timed(timings, "explain", "a reason per recommendation"):
             recs["reason"] = explain(fitted, recs, titles, features["genre_ids"], genre_names)
         recs = recs.rename(columns={"item_id": "content_id"})[["user_id", "content_id", "score", "rank", "reason"]]
-        with _timed(timings, "publish"):
+        with _timed(timings, "publish", "upload and publish the run"):
             runs.upload_recommendations(run_id, recs)
             runs.publish_run(run_id, metrics=metrics, timings=timings, current=not schema_suffix)
     except Exception as exc:

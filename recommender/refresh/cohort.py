@@ -19,7 +19,7 @@ class Cohort:
     written: list[activity.WriteResult]
 
 
-def stage_cohort(conn: connection, config: SimulationConfig, *, progress: bool = False) -> Cohort:
+def stage_cohort(conn: connection, config: SimulationConfig) -> Cohort:
     """Simulate ``config`` on the next generation's catalogue and stage it in ``app__cohort``.
 
     When app already holds exactly this cohort (same catalogue, same configuration) nothing
@@ -29,7 +29,7 @@ def stage_cohort(conn: connection, config: SimulationConfig, *, progress: bool =
     features = read_table(conn, f"{schema('marts', NEXT)}.ml_title_features")
     if features.empty:
         raise GenerationError("the next generation's marts.ml_title_features is empty: there is nothing to watch")
-    simulation = simulate(features, config, progress=progress)
+    simulation = simulate(features, config)
     with conn, conn.cursor() as cur:
         drop_schemas(cur, [PENDING, COHORT])
         cur.execute(sql_files.read(__package__, "cohort.sql"))

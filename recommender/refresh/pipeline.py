@@ -15,7 +15,7 @@ from recommender.ml import publish
 from recommender.ml.train import TrainResult, train
 from recommender.refresh import audit, generations
 from recommender.refresh.cohort import Cohort, stage_cohort
-from recommender.warehouse import access, exports, quality
+from recommender.warehouse import access, exports, progress, quality
 from recommender.warehouse.dbt import failures, results, run_dbt
 from recommender.warehouse.targets import PROJECT_ROOT, Target, count_rows
 
@@ -143,6 +143,8 @@ def _run(
     started: float,
 ) -> Summary:
     exports_dir = exports_dir or (generations.EXPORTS_DIR if work_dir == DEFAULT_WORK_DIR else work_dir / "exports")
+    stages = _Stages()
+    stages.next("check", "the export, the Python side's schemas, leftovers of an earlier refresh")
     with closing(target.connect()) as conn:
         exports.check(conn, files)
         activity.ensure_schema(conn)
@@ -157,16 +159,16 @@ def _run(
     refresh = _Refresh(target, work_dir, seed_dir)
     run_id = None
     try:
-        _stage("catalogue: seeds, staging, core and marts with their tests")
+        stages.next("catalogue", "seeds, staging, core and marts with their tests")
         refresh.build("--exclude", ACTIVITY, PREDICTIONS)
         cohort = None
         with closing(target.connect()) as conn:
             if simulation is not None:
-                _stage("simulate the default cohort on the new catalogue")
-                cohort = stage_cohort(conn, simulation, progress=True)
+                stages.next("simulate", "the default cohort on the new catalogue")
+                cohort = stage_cohort(conn, simulation)
             pending = cohort is not None and cohort.pending  # app changes at the switch
             refresh.refuse_if(audit.orphaned_activity(conn, pending=pending))
-        _stage("activity: users, viewing events and their marts with their tests")
+        stages.next("activity", "users, viewing events and their marts with their tests")
         # and the views on predictions, untested here: until the switch they show the live generation's run
         # (the audit below checks the staged run)
         untested = [f"{PREDICTIONS},resource_type:{kind}" for kind in ("test", "unit_test")]
@@ -176,16 +178,16 @@ def _run(
             refresh.dbt("run", "--select", "path:models/staging/app")
         with closing(target.connect()) as conn:
             if simulation is not None:
-                _stage("train and stage the recommendations")
+                stages.next("train", "fit, evaluate and stage the recommendations")
             trained = train(conn, schema_suffix=generations.NEXT) if simulation is not None else None
             run_id = trained.run_id if trained else None
-            _stage("quality: Great Expectations")
+            stages.next("quality", "Great Expectations")
             try:
                 report = quality.validate(target, work_dir, schema_suffix=generations.NEXT)
             except quality.QualityError as exc:
                 report = exc.report
                 refresh.reasons += [f"Great Expectations: {failure}" for failure in exc.report.failures]
-            _stage("audit: empty or shrinking tables, orphaned activity and recommendations")
+            stages.next("audit", "empty or shrinking tables, orphaned activity and recommendations")
             next_counts = generations.table_counts(conn, generations.NEXT)
             same_export = before is not None and before.export == generation.export
             refresh.reasons += audit.shrinkage(
@@ -196,10 +198,11 @@ def _run(
             generation = replace(
                 generation, run_id=run_id, titles=next_counts.get("core.titles"), catalogue=generations.catalogue(conn)
             )
-            _stage("switch: the new generation goes live")
+            stages.next("switch", "the new generation goes live")
             generations.drop_previous(conn)
             generations.switch(conn, generation, cohort_pending=pending)
     except BaseException as exc:
+        stages.end(failed=True)
         _refused(target, run_id, exc)
         raise
     with closing(target.connect()) as conn:
@@ -208,7 +211,7 @@ def _run(
         access.prepare_python_schemas(conn)
         access.protect_sessions(conn)
         publish.prune(conn)
-    return Summary(
+    summary = Summary(
         source=str(folder),
         row_counts=row_counts(target),
         dbt_counts=dict(Counter(refresh.nodes.values())),
@@ -220,10 +223,25 @@ def _run(
         target=target,
         changes=_changes(before, generation, live_counts, next_counts, cohort),
     )
+    stages.end()
+    return summary
 
 
-def _stage(what: str) -> None:
-    print(f"refresh: {what}", flush=True)
+@dataclass
+class _Stages:
+    """The refresh's phases, one after another: each says when it starts and how long it took."""
+
+    current: progress.phase | None = None
+
+    def next(self, name: str, detail: str) -> None:
+        # a heartbeat in dbt's phases too: dbt is silent while it starts, parses and writes its artifacts
+        self.end()
+        self.current = progress.phase("refresh", name, detail, always=True, heartbeat=True).start()
+
+    def end(self, failed: bool = False) -> None:
+        if self.current is not None:
+            self.current.end(failed)
+            self.current = None
 
 
 @dataclass
@@ -238,7 +256,8 @@ class _Refresh:
 
     def dbt(self, command: str, *selection: str, app_schema: str = "app") -> None:
         result = run_dbt(
-            [command, "--quiet", *selection],
+            # dbt's line per node where progress is shown (python -m recommender run), else only its errors
+            [command, *(() if progress.enabled() else ("--quiet",)), *selection],
             self.target,
             raw_dir=self.seed_dir,
             target_path=self.work_dir,

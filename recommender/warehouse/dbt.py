@@ -45,6 +45,8 @@ def dbt_env(
         **os.environ,
         **target.env(),
         "DBT_PROFILES_DIR": str(PROFILES_DIR),
+        # colours only where they show: a log file would hold their escape codes
+        "DBT_USE_COLORS": os.environ.get("DBT_USE_COLORS", str(sys.stdout.isatty()).lower()),
         # a reader's lock on a table dbt replaces makes dbt fail after a minute rather than wait without end
         "PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} -c lock_timeout={DBT_LOCK_TIMEOUT}".strip(),
     }

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from recommender.errors import InvalidArgumentError
 from recommender.ml.algorithms.base import Recommender
+from recommender.warehouse import progress
 
 WEIGHTINGS = ("none", "bm25", "tfidf")
 
@@ -64,7 +65,13 @@ class ALS(Recommender):
         # The constructor checks the BLAS threads (and warns once), so it is built inside the limit too.
         with threadpool_limits(limits=1, user_api="blas"):
             self.model = AlternatingLeastSquares(**params, calculate_training_loss=False)
-            self.model.fit(reweight(matrix, self.params["weighting"]), show_progress=False)
+            # implicit's own bar (show_progress) would redraw in place in a log too: ours prints lines there
+            with progress.Bar(self.params["iterations"], "als", "iterations") as counter:
+                self.model.fit(
+                    reweight(matrix, self.params["weighting"]),
+                    show_progress=False,
+                    callback=lambda _iteration, _seconds, _loss: counter.update(),
+                )
         model = self.model.to_cpu() if self.params["use_gpu"] else self.model
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
