@@ -68,7 +68,7 @@ def render(url: str, wait_for: str | None = None, count: Sequence[str] = (), tim
             page.goto(url, wait_until="networkidle")
             if wait_for is not None:
                 page.wait_for_selector(wait_for)
-            images = page.eval_on_selector_all("img", "found => found.map(i => [i.currentSrc || i.src, i.naturalWidth])")
+            images = page.eval_on_selector_all("img", "all => all.map(i => [i.currentSrc || i.src, i.naturalWidth])")
             return Rendered(
                 text=page.inner_text("body"),
                 html=page.content(),
