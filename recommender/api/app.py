@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender import activity
-from recommender.api import keys
+from recommender.api import docs, keys
 from recommender.api.auth import public
 from recommender.api.database import Database, Reader, Settings
 from recommender.api.errors import HANDLERS
@@ -133,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers=HANDLERS,
+        docs_url=None,  # docs.add_pages serves them, offline
+        redoc_url=None,
     )
     app.state.rate_limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     # AccessLog outermost: it logs the answers RequestLimits gives before the app runs
@@ -150,4 +152,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         current = await db.fetchval(CURRENT_RUN) if published else None
         return Health(status="ok", database="ok", current_run=current)
 
+    docs.describe_roles(app)
+    docs.add_pages(app)
     return app

@@ -14,6 +14,7 @@ from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from recommender.activity import AGE_BANDS, DEVICES, EARLIEST, PLANS, TOO_LATE
+from recommender.api.examples import example
 from recommender.api.keys import ROLES
 from recommender.warehouse.identifiers import CONTENT_ID_PATTERN
 
@@ -49,10 +50,16 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
 UserId = Annotated[int, Field(gt=0, le=2**63 - 1, examples=[1])]
 
 
-class Schema(BaseModel):
-    """The base of every request and response schema: rows and dataclasses validate by their attributes."""
+def _with_example(schema: dict[str, Any], model: type) -> None:
+    if (found := example(model)) is not None:
+        schema["examples"] = [found]
 
-    model_config = ConfigDict(from_attributes=True)
+
+class Schema(BaseModel):
+    """The base of every request and response schema: rows and dataclasses validate by their attributes; the
+    JSON schema of each shows its example (``examples``)."""
+
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_with_example)
 
 
 class Page(Schema, Generic[Item]):

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
+from recommender.api.examples import RECOMMENDATIONS_CSV
 from recommender.api.routers.marts import PARQUET
 from recommender.api.schemas import ModelRun, Offset, Page, RunFail, RunPublish, RunRows, RunStart
 from recommender.errors import UnavailableError
@@ -149,7 +150,13 @@ UPLOAD_ROUTE = needs(
     },
 )
 # the body is read as a stream, not declared as a parameter: say what it is
-UPLOAD_ROUTE["openapi_extra"]["requestBody"] = {"required": True, "content": {CSV: {}, PARQUET: {}}}
+UPLOAD_ROUTE["openapi_extra"]["requestBody"] = {
+    "required": True,
+    "content": {
+        CSV: {"schema": {"type": "string"}, "example": RECOMMENDATIONS_CSV},
+        PARQUET: {"schema": {"type": "string", "format": "binary"}},
+    },
+}
 
 
 @router.put(

@@ -108,7 +108,7 @@ async def _run_on(
     **needs(
         "analyst",
         responses={
-            200: {"content": {"text/csv": {}}},
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
             400: {"description": "the database refused or stopped the statement: `detail` and `sqlstate`"},
             503: {"description": "the analyst role cannot log in"},
         },
