@@ -190,6 +190,25 @@ def test_a_title_rated_again_keeps_both_ratings(conn: connection) -> None:
     assert activity.write_ratings(conn, nanoseconds).batch_id == first.batch_id
 
 
+def _database_now(conn: connection) -> pd.Timestamp:
+    with conn, conn.cursor() as cur:  # a transaction of its own: now() is when it began
+        cur.execute("select now()")
+        return pd.Timestamp(cur.fetchone()[0])
+
+
+def test_a_rating_without_its_time_is_given_now(conn: connection) -> None:
+    activity.write_users(conn, _users(880_001, n=1))
+    ratings = _ratings(conn, [880_001, 880_001]).drop(columns=["rating_id"]).head(2)
+    before = _database_now(conn)
+    activity.write_ratings(conn, ratings.drop(columns=["rated_at"]).head(1))  # no column
+    activity.write_ratings(conn, ratings.assign(rated_at=[pd.NaT, ratings.rated_at[1]]).tail(1))  # given: kept
+    activity.write_ratings(conn, ratings.assign(rated_at=[None, ratings.rated_at[1]]).head(1))  # null: now, again
+    after = _database_now(conn)
+    back = activity.read_ratings(conn, user_id=880_001).sort_values("rated_at")
+    assert back.rated_at.iloc[0] == ratings.rated_at[1]
+    assert before <= back.rated_at.iloc[1] < back.rated_at.iloc[2] <= after  # a rating again later is another one
+
+
 def test_deleting_a_user_deletes_their_ratings(conn: connection) -> None:
     activity.write_users(conn, _users(870_001, n=1))
     written = activity.write_ratings(conn, _ratings(conn, [870_001, 870_001]).assign(rating_id=[9201, 9202, 9203]))
