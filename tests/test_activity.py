@@ -191,6 +191,25 @@ def test_a_title_rated_again_keeps_both_ratings(conn: connection) -> None:
     assert activity.write_ratings(conn, nanoseconds).batch_id == first.batch_id
 
 
+def _database_now(conn: connection) -> pd.Timestamp:
+    with conn, conn.cursor() as cur:  # a transaction of its own: now() is when it began
+        cur.execute("select now()")
+        return pd.Timestamp(cur.fetchone()[0])
+
+
+def test_a_rating_without_its_time_is_given_now(conn: connection) -> None:
+    activity.write_users(conn, _users(880_001, n=1))
+    ratings = _ratings(conn, [880_001, 880_001]).drop(columns=["rating_id"]).head(2)
+    before = _database_now(conn)
+    activity.write_ratings(conn, ratings.drop(columns=["rated_at"]).head(1))  # no column
+    activity.write_ratings(conn, ratings.assign(rated_at=[pd.NaT, ratings.rated_at[1]]).tail(1))  # given: kept
+    activity.write_ratings(conn, ratings.assign(rated_at=[None, ratings.rated_at[1]]).head(1))  # null: now, again
+    after = _database_now(conn)
+    back = activity.read_ratings(conn, user_id=880_001).sort_values("rated_at")
+    assert back.rated_at.iloc[0] == ratings.rated_at[1]
+    assert before <= back.rated_at.iloc[1] < back.rated_at.iloc[2] <= after  # a rating again later is another one
+
+
 def test_deleting_a_user_deletes_their_ratings(conn: connection) -> None:
     activity.write_users(conn, _users(870_001, n=1))
     written = activity.write_ratings(conn, _ratings(conn, [870_001, 870_001]).assign(rating_id=[9201, 9202, 9203]))
@@ -247,7 +266,7 @@ def test_ensure_schema_lets_an_older_warehouse_write_ratings(database: Target) -
         assert len(activity.read_ratings(conn)) == 2
 
 
-def test_dbt_loads_written_ratings_into_core(small_warehouse: pipeline.Summary, work_dir: Path) -> None:
+def test_dbt_loads_written_ratings_into_core_and_the_marts(small_warehouse: pipeline.Summary, work_dir: Path) -> None:
     target = small_warehouse.target
     with closing(target.connect()) as connection:
         activity.write_users(connection, _users(890_001, n=2))
@@ -267,6 +286,22 @@ def test_dbt_loads_written_ratings_into_core(small_warehouse: pipeline.Summary, 
         (row.rating_id, row.user_id, row.content_id, row.rating, row.rated_at.to_pydatetime())
         for row in expected.itertuples()
     ]
+    # rated, never watched: a row each, weighted 1 + (stars - 1) / 2
+    interactions = query(
+        target,
+        "select user_id, content_id, view_count, latest_rating, confidence::float8 from marts.ml_interactions"
+        " where user_id in (890001, 890002) order by 1, 2",
+    )
+    assert interactions == [
+        (row.user_id, row.content_id, 0, row.rating, 1 + (row.rating - 1) / 2) for row in expected.itertuples()
+    ]
+    summary = query(
+        target,
+        "select titles_watched, ratings_given, titles_rated, mean_rating::float8, last_rated_at"
+        " from marts.user_activity_summary where user_id = 890001",
+    )
+    first_user = expected[expected.user_id == 890_001]
+    assert summary == [(0, 2, 2, first_user.rating.mean(), first_user.rated_at.max().to_pydatetime())]
 
 
 def test_read_table_filters_streams_and_names_unknown_columns(conn: connection) -> None:
@@ -286,11 +321,12 @@ def test_read_table_filters_streams_and_names_unknown_columns(conn: connection) 
         read_table(conn, "core.nothing")
 
 
-def test_ml_interactions_has_one_row_per_watched_pair(small_warehouse: pipeline.Summary) -> None:
+def test_ml_interactions_has_one_row_per_watched_or_rated_pair(small_warehouse: pipeline.Summary) -> None:
     with closing(small_warehouse.target.connect()) as conn, conn.cursor() as cur:
         cur.execute(
             "select (select count(*) from marts.ml_interactions),"
-            " (select count(*) from (select distinct user_id, content_id from core.viewing_events) as pairs),"
+            " (select count(*) from (select user_id, content_id from core.viewing_events"
+            " union select user_id, content_id from core.ratings) as pairs),"
             " (select min(confidence) from marts.ml_interactions)"
         )
         interactions, pairs, min_confidence = cur.fetchone()

@@ -192,6 +192,22 @@ def test_recommendations_follow_a_new_run_and_a_rollback(writable_api: Api) -> N
     assert answer() == first
 
 
+def test_a_user_newer_than_the_run_gets_its_popular_titles(writable_api: Api) -> None:
+    api, headers = writable_api, writable_api.headers("data_scientist")
+    assert api.client.post("/users", json=[_user(952_001)], headers=headers).status_code == 201
+    body = api.client.get("/users/952001/recommendations", params={"limit": 5}, headers=headers).json()
+    ((current,),) = query(api.target, "select run_id from predictions.model_runs where is_current")
+    most_watched = query(
+        api.target, "select content_id from marts.ml_interactions group by 1 order by count(*) desc, 1 limit 5"
+    )
+    assert body["run_id"] == current and body["model"] is not None
+    assert [(item["rank"], item["content_id"]) for item in body["items"]] == [
+        (rank, content_id) for rank, (content_id,) in enumerate(most_watched, start=1)
+    ]
+    assert {item["reason"] for item in body["items"]} == {"popular with viewers"}
+    assert all(0 < item["score"] <= 1 for item in body["items"])  # the share of users, as the models score it
+
+
 def test_model_runs_with_their_metrics(api: Api) -> None:
     runs = api.client.get("/runs", headers=api.headers("data_scientist")).json()
     assert runs["total"] == query(api.target, "select count(*) from predictions.model_runs")[0][0]
@@ -309,6 +325,17 @@ def test_ratings_are_checked_and_counted(writable_api: Api, titles: list[str]) -
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["path", "user_id"]
     assert _count(api, "ratings", [950_001, 950_002]) == 1
     assert api.client.get("/users/950001", headers=headers).json()["ratings_given"] == 1
+
+
+def test_a_rating_without_its_time_is_given_now(writable_api: Api, titles: list[str]) -> None:
+    api, headers = writable_api, writable_api.headers("data_scientist")
+    api.client.post("/users", json=[_user(951_001)], headers=headers)
+    ((before,),) = query(api.target, "select now()")
+    rating = {"content_id": titles[0], "rating": 4}
+    assert api.client.post("/users/951001/ratings", json=rating, headers=headers).status_code == 201
+    ((after,),) = query(api.target, "select now()")
+    ((rated_at, written_at),) = query(api.target, "select rated_at, written_at from app.ratings where user_id = 951001")
+    assert before <= rated_at == written_at <= after  # the database's clock, as written_at's
 
 
 def test_concurrent_writes_wait_for_a_connection_and_all_land(writable_api: Api, titles: list[str]) -> None:

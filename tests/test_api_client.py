@@ -33,7 +33,7 @@ COHORT = SimulationConfig(users=50, days=7, seed=11, first_user_id=5_000_001)
 CLI_COHORT = SimulationConfig(users=10, days=3, seed=12, first_user_id=6_000_001)
 # what train reads, as it reads it, and the whole tables
 READS = [
-    ("marts.ml_interactions", ["user_id", "content_id", "confidence", "last_watched_at"]),
+    ("marts.ml_interactions", ["user_id", "content_id", "confidence", "last_interaction_at"]),
     ("marts.ml_interactions", ["last_written_at"]),
     ("marts.ml_interactions", None),
     ("marts.ml_title_features", None),

@@ -61,8 +61,9 @@ class EventBatch(pa.DataFrameModel):
 class RatingBatch(pa.DataFrameModel):
     """One row per rating: user ``user_id`` gave title ``content_id`` ``rating`` stars (1 to 5) at ``rated_at`` (UTC).
 
-    ``rating_id`` is optional when writing (a hash of user, title and ``rated_at``). A user
-    may rate a title several times; the rating with the latest ``rated_at`` counts.
+    ``rating_id`` is optional when writing (a hash of user, title and ``rated_at``), and so is
+    ``rated_at`` (the database's ``now()``). A user may rate a title several times; the
+    rating with the latest ``rated_at`` counts.
     """
 
     rating_id: Series[int] = pa.Field(unique=True)

@@ -269,7 +269,7 @@ def prepare_events(conn: connection, events: pd.DataFrame, place: Place = LIVE) 
 
 
 def write_ratings(conn: connection, ratings: pd.DataFrame) -> WriteResult:
-    """Validate and write a batch of ratings (columns of ``RatingBatch``; ``rating_id`` optional).
+    """Validate and write a batch of ratings (columns of ``RatingBatch``; ``rating_id`` and ``rated_at`` optional).
 
     Users must already be in ``app.users`` and titles in ``core.titles``. A user may
     rate a title again (another ``rated_at``): both rows are kept, the latest counts.
@@ -278,8 +278,11 @@ def write_ratings(conn: connection, ratings: pd.DataFrame) -> WriteResult:
 
 
 def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
-    """Validate a batch of ratings against the schema and the warehouse; raise BatchError if invalid."""
-    frame = ratings.reset_index(drop=True)
+    """Validate a batch of ratings against the schema and the warehouse; raise BatchError if invalid.
+
+    A rating without ``rated_at`` (no column, or a null) was given now: the database's ``now()``.
+    """
+    frame = _rated_now_where_missing(conn, ratings.reset_index(drop=True))
     if "rating_id" in frame.columns:
         frame, problems = _validate(RatingBatch, frame)
     else:
@@ -289,6 +292,19 @@ def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
             frame, problems = _validate(RatingBatch, frame.assign(rating_id=derive_rating_ids(frame)))
     _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame, LIVE)])
     return PreparedBatch("ratings", pyarrow_lib.Table.from_pandas(frame[RATING_COLUMNS], preserve_index=False))
+
+
+def _rated_now_where_missing(conn: connection, frame: pd.DataFrame) -> pd.DataFrame:
+    # the database's clock, as written_at's: the two times of a rating written now agree
+    if "rated_at" not in frame.columns:
+        frame = frame.assign(rated_at=None)
+    missing = frame["rated_at"].isna()
+    if not missing.any():
+        return frame
+    with conn.cursor() as cur:
+        cur.execute("select now()")
+        (now,) = cur.fetchone()
+    return frame.assign(rated_at=frame["rated_at"].astype(object).where(~missing, pd.Timestamp(now).tz_convert("UTC")))
 
 
 def delete_events(conn: connection, user_ids: list[int]) -> int:

@@ -91,7 +91,9 @@ class Database:
         self._writers: ThreadedConnectionPool | None = None
         self._writer_slots = threading.BoundedSemaphore(WRITERS)
         # GET /users/{id}/recommendations answers of the current run
-        self.recommendations = RunCache(settings.cache_entries)
+        self.recommendations: RunCache[bytes] = RunCache(settings.cache_entries)
+        # the current run's popular titles, for users it does not know (api.popular); the previous run's too
+        self.popular: RunCache[list[asyncpg.Record]] = RunCache(min(settings.cache_entries, 2))
 
     async def open(self, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
         """Start the pools; ``init`` prepares each new read connection (type codecs)."""

@@ -11,25 +11,28 @@ for any more, and the oldest leave once ``max_entries`` are kept.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+Answer = TypeVar("Answer")
 
 CURRENT_RUN = "select run_id from predictions.model_runs where is_current"
 VERSION = f"select ({CURRENT_RUN}) as run_id, to_regclass('marts.catalogue')::oid as catalogue"
 
 
-class RunCache:
-    """JSON answers by (version, request key), at most ``max_entries`` (0 keeps none), oldest dropped first.
+class RunCache(Generic[Answer]):
+    """Answers (JSON, or rows) by (version, request key), at most ``max_entries`` (0 keeps none), oldest dropped first.
 
     A version with no current run (``None`` first) is never kept.
     """
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._answers: dict[tuple[tuple, Hashable], bytes] = {}
+        self._answers: dict[tuple[tuple, Hashable], Answer] = {}
 
-    def get(self, version: tuple, key: Hashable) -> bytes | None:
+    def get(self, version: tuple, key: Hashable) -> Answer | None:
         return None if version[0] is None else self._answers.get((version, key))
 
-    def put(self, version: tuple, key: Hashable, answer: bytes) -> None:
+    def put(self, version: tuple, key: Hashable, answer: Answer) -> None:
         if self.max_entries == 0 or version[0] is None:
             return
         if len(self._answers) >= self.max_entries:

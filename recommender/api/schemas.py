@@ -198,7 +198,7 @@ class RatingIn(Schema):
 
     content_id: ContentId
     rating: int = Field(ge=1, le=5)
-    rated_at: Instant
+    rated_at: Instant | None = Field(default=None, description="when the user rated; omitted: now (the server's clock)")
 
 
 class WriteResult(Schema):

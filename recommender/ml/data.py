@@ -54,9 +54,11 @@ def content_features(title_features: pd.DataFrame) -> pd.DataFrame:
 
 
 def warehouse_interactions(source: connection | ReadTable) -> pd.DataFrame:
-    """``marts.ml_interactions`` as user_id, item_id (content_id), weight (confidence), timestamp (last_watched_at).
+    """``marts.ml_interactions`` as user_id, item_id (content_id), weight (confidence), timestamp
+    (last_interaction_at: the latest view or explicit rating).
 
     ``source`` is a connection, or a ``ReadTable`` (e.g. the API client's ``read_table``).
     """
-    frame = table_reader(source)("marts.ml_interactions", ["user_id", "content_id", "confidence", "last_watched_at"])
-    return frame.rename(columns={"content_id": "item_id", "confidence": "weight", "last_watched_at": "timestamp"})
+    columns = ["user_id", "content_id", "confidence", "last_interaction_at"]
+    frame = table_reader(source)("marts.ml_interactions", columns)
+    return frame.rename(columns={"content_id": "item_id", "confidence": "weight", "last_interaction_at": "timestamp"})

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recommender.ml import POPULAR_REASON as POPULAR
 from recommender.ml.algorithms.base import BATCH_USERS, Recommender
-
-POPULAR = "popular with viewers"
 
 
 def audience_similarity(matrix: sp.csr_matrix) -> np.ndarray:

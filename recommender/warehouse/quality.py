@@ -105,7 +105,7 @@ def suites() -> dict[tuple[str, str], list[gxe.Expectation]]:
         ],
         ("marts", "ml_interactions"): [
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "content_id"]),
-            gxe.ExpectColumnValuesToBeBetween(column="view_count", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="view_count", min_value=0),  # 0: a title only rated
             gxe.ExpectColumnValuesToBeBetween(column="engagement", min_value=0),
             gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=1),
             gxe.ExpectColumnValuesToBeBetween(column="mean_rating", min_value=1, max_value=5),

@@ -138,7 +138,7 @@ async def get_title(db: Reader, content_id: ContentIdPath) -> TitleDetail:
     "/{content_id}/similar",
     response_model=list[SimilarTitle],
     summary="Titles watched by the same people",
-    description="Cosine similarity of the sets of users who watched each title (marts.ml_interactions);"
+    description="Cosine similarity of the sets of users who watched or rated each title (marts.ml_interactions);"
     " titles of the same main genre fill the list when co-viewing is too thin.",
     **public(),
 )

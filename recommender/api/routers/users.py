@@ -26,6 +26,7 @@ from recommender import activity
 from recommender.api.auth import Caller, needs, require
 from recommender.api.database import Database, Reader, database
 from recommender.api.limits import short_errors
+from recommender.api.popular import popular_answer
 from recommender.api.run_cache import VERSION
 from recommender.api.schemas import (
     Event,
@@ -287,6 +288,8 @@ async def list_events(
     "/users/{user_id}/recommendations",
     response_model=Recommendations,
     summary="The current model run's recommendations for a user, best first, with reasons",
+    description="A user the run does not know (created after it) gets the run's most popular titles"
+    ' they have not watched, with the reason "popular with viewers"; an unknown user id answers 404.',
     **needs("analyst", "data_scientist"),
 )
 async def get_recommendations(
@@ -303,6 +306,9 @@ async def get_recommendations(
     version, rows = (found[0]["current_run_id"], found[0]["catalogue"]), [r for r in found if r["rank"] is not None]
     if not rows:
         await _user_exists(db, user_id)  # a user of the current run has rows; a newer one gets them at the next run
+        # until then, the run's popular titles; not kept per user, so titles that reach their interactions drop out
+        if version[0] is not None and (popular := await popular_answer(db, pools.popular, version, user_id, limit)):
+            return Response(popular.model_dump_json().encode(), media_type="application/json")
     first = rows[0] if rows else {"run_id": None, "model": None, "published_at": None}
     body = Recommendations(
         user_id=user_id,
