@@ -121,16 +121,16 @@ final as (
         content_id,
         view_count,
         seconds_watched,
-        round(engagement, 4) as engagement,
-        best_completion,
+        round(engagement, 4)::numeric(12, 4) as engagement,
+        best_completion::numeric(5, 4) as best_completion,
         rating_count,
-        round(rating_sum::numeric / nullif(rating_count, 0), 2) as mean_rating,
+        round(rating_sum::numeric / nullif(rating_count, 0), 2)::numeric(3, 2) as mean_rating,
         latest_rating,
         first_watched_at,
         last_watched_at,
         last_rated_at,
         greatest(last_watched_at, last_rated_at) as last_interaction_at,
-        round(days_since_last_view::numeric, 2) as days_since_last_view,
+        round(days_since_last_view::numeric, 2)::numeric(10, 2) as days_since_last_view,
         round(
             (
                 1
@@ -138,7 +138,7 @@ final as (
                 + coalesce((latest_rating - 1) / 2.0, 0)
             )::numeric,
             4
-        ) as confidence,
+        )::numeric(10, 4) as confidence,
         last_written_at
     from scored
 )

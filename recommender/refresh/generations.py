@@ -307,6 +307,23 @@ def export_copies(exports_dir: Path, target: Target) -> Path:
     return exports_dir / key
 
 
+def _point(link: Path, folder: Path) -> None:
+    """Point ``link`` at ``folder``, atomically: readers of the link see the old folder or the new one."""
+    temporary = link.with_name(f".{link.name}-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(folder.absolute(), link.parent.absolute()))
+    temporary.replace(link)
+
+
+def next_export(copy: Path) -> Path:
+    """The link ``next`` beside a refresh's export copy, pointed at it: dbt reads the export through
+    one path in every refresh of a warehouse, where a new folder each time (a variable that
+    dbt_project.yml reads) would make dbt parse the whole project again."""
+    link = copy.with_name("next")
+    _point(link, copy)
+    return link
+
+
 def link_live_export(conn: connection, exports_dir: Path) -> None:
     """Point ``<exports_dir>/live`` at the live generation's export copy; drop the copies of this warehouse's
     generations that are neither live nor previous.
@@ -318,11 +335,7 @@ def link_live_export(conn: connection, exports_dir: Path) -> None:
     if current is None or not current.seed_dir:
         return
     copy = PROJECT_ROOT / current.seed_dir
-    link = exports_dir / LIVE_EXPORT.name
-    temporary = link.with_name(f".live-{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    temporary.symlink_to(copy.relative_to(exports_dir.absolute()))
-    temporary.replace(link)  # atomic: readers of the link see the old copy or the new one
+    _point(exports_dir / LIVE_EXPORT.name, copy)
     keep = {Path(g.seed_dir).name for g in (current, previous(conn)) if g}
     for folder in copy.parent.glob("gen-*"):
         if folder.name not in keep:

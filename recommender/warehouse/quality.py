@@ -2,7 +2,7 @@
 
 dbt's tests guard the models' logic; these suites state what the data itself
 must look like where people meet it: the export as delivered, and the marts
-analysts and models read. The run writes Data Docs under ``target/gx`` and fails
+analysts and models read. The run writes Data Docs under ``target/refresh/gx`` and fails
 with a readable list of every failed expectation.
 """
 
