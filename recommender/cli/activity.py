@@ -26,7 +26,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with api_client(args) or closing(warehouse().connect()) as destination:
         if not args.api:
             activity.ensure_schema(destination)
-        simulation, results = simulate_into(destination, config, replace=args.replace, progress=True)
+        simulation, results = simulate_into(destination, config, replace=args.replace)
     if args.truth:
         simulation.truth.to_csv(args.truth, index=False)
     for result in results:
