@@ -29,6 +29,30 @@ def site(sample_warehouse: pipeline.Summary, tmp_path_factory: pytest.TempPathFa
     yield docs_site.generate(sample_warehouse.target, tmp_path_factory.mktemp("docs")).parent
 
 
+def test_every_model_and_column_is_described(site: Path) -> None:
+    manifest = json.loads((site / "manifest.json").read_text())
+    catalog = json.loads((site / "catalog.json").read_text())
+    nodes = {
+        uid: node
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "seed") and node["package_name"] == "netflix_warehouse"
+    }
+    assert len(nodes) >= 27
+    undescribed = [uid for uid, node in nodes.items() if not node["description"].strip()]
+    missing_columns = [
+        f"{uid}.{column}"
+        for uid, node in nodes.items()
+        # an ephemeral (intermediate) model is no relation, so not in the catalog: its declared columns instead
+        for column in (catalog["nodes"][uid]["columns"] if uid in catalog["nodes"] else node["columns"])
+        if not node["columns"].get(column, {}).get("description", "").strip()
+    ]
+    assert {uid for uid, node in nodes.items() if node["config"]["materialized"] == "ephemeral"} >= {
+        "model.netflix_warehouse.int_title_people"
+    }
+    assert undescribed == []
+    assert missing_columns == []
+
+
 def _relations(svg: str) -> set[str]:
     return set(re.findall(r'data-relation="([^"]+)"', svg))
 
