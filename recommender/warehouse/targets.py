@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pandas as pd
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extensions import connection, cursor
+from psycopg2.extensions import Column, connection, cursor
 
 from recommender.errors import MissingError
 from recommender.warehouse import passwords
@@ -198,6 +198,12 @@ def lock_holders(cur: cursor, schemas: Sequence[str]) -> str:
 NUMERIC_AS_FLOAT = psycopg2.extensions.new_type(
     psycopg2.extensions.DECIMAL.values, "NUMERIC_AS_FLOAT", lambda value, _: float(value) if value is not None else None
 )
+# by type oid, the dtype pandas gives a column with values, for one that holds only nulls:
+# numbers (smallint, integer, bigint, real, double precision, numeric) and timestamps
+DTYPE_OF_NULLS = dict.fromkeys((21, 23, 20, 700, 701, 1700), "float64") | {
+    1114: "datetime64[us]",
+    1184: "datetime64[us, UTC]",
+}
 
 
 def _relation_columns(conn: connection, name: str) -> list[str]:
@@ -262,8 +268,18 @@ def read_table(
         with conn.cursor() as cur:
             psycopg2.extensions.register_type(NUMERIC_AS_FLOAT, cur)
             cur.execute(query, params)
-            return pd.DataFrame.from_records(cur.fetchall(), columns=[d.name for d in cur.description])
+            return _frame(cur.fetchall(), cur.description)
     return _chunks(conn, query, params, chunksize)
+
+
+def _frame(rows: list[tuple], description: Sequence[Column]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=[d.name for d in description])
+    # a column holding only nulls comes out as objects: typed as one with values is, it reads the same
+    # from the database and from the API (Parquet)
+    for column in description:
+        if column.type_code in DTYPE_OF_NULLS and len(frame) and frame[column.name].isna().all():
+            frame[column.name] = frame[column.name].astype(DTYPE_OF_NULLS[column.type_code])
+    return frame
 
 
 def _chunks(conn: connection, query: sql.Composable, params: list[object], chunksize: int) -> Iterator[pd.DataFrame]:
@@ -272,4 +288,4 @@ def _chunks(conn: connection, query: sql.Composable, params: list[object], chunk
         cur.itersize = chunksize
         cur.execute(query, params)
         while rows := cur.fetchmany(chunksize):
-            yield pd.DataFrame.from_records(rows, columns=[d.name for d in cur.description])
+            yield _frame(rows, cur.description)
