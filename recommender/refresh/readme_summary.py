@@ -50,20 +50,23 @@ def quoted(line: str) -> str:
     return BATCH_ID.sub(r"\1-\2…", line.replace(str(PROJECT_ROOT), "/…"))
 
 
-def quote(readme: str) -> list[str]:
+def _quoted_block(readme: str) -> re.Match[str]:
     match = QUOTE.search(readme)
     if match is None:
         raise LookupError("README.md has no fenced block quoting `make run`'s summary")
-    return match.group(1).splitlines()
+    return match
+
+
+def quote(readme: str) -> list[str]:
+    return _quoted_block(readme).group(1).splitlines()
 
 
 def rewrite(readme: str, output: str) -> str:
     """``readme`` with each quoted line replaced by the output's line of the same label."""
     # the address stays the quote's: the run's is a throwaway server's
     lines = {label(line): quoted(line) for line in output.splitlines() if line.strip() and "://" not in line}
-    fresh = [lines.get(label(line), line) if "…" not in label(line) else line for line in quote(readme)]
-    match = QUOTE.search(readme)
-    assert match is not None  # quote() checked
+    match = _quoted_block(readme)
+    fresh = [lines.get(label(line), line) if "…" not in label(line) else line for line in match.group(1).splitlines()]
     return readme[: match.start(1)] + "\n".join(fresh) + "\n" + readme[match.end(1) :]
 
 

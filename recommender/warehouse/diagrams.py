@@ -149,7 +149,7 @@ def erd(tables: dict[str, Columns]) -> str:
         ]
         boxes[name] = Box(name, name.split(".")[0], name, rows)
     lanes = [
-        [stack for stack in _stacks([box for box in boxes.values() if box.schema in schemas])]
+        _stacks([box for box in boxes.values() if box.schema in schemas])
         for schemas in (("app",), ("core",), ("predictions", "api"))
     ]
     edges = [
