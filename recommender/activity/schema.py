@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from psycopg2.extensions import connection
 
-from recommender.activity.frames import AGE_BANDS, BATCH_KINDS, DEVICES, PLANS
+from recommender.activity.frames import (
+    AGE_BANDS,
+    ARM_PATTERN,
+    BATCH_KINDS,
+    DEVICES,
+    EXPERIMENT_STATUSES,
+    MAX_POSITION,
+    PLANS,
+)
 from recommender.warehouse import sql_files
 from recommender.warehouse.identifiers import CONTENT_ID_PATTERN
 
@@ -18,6 +26,9 @@ DDL = sql_files.read(
     plans=sql_files.literal(PLANS),
     devices=sql_files.literal(DEVICES),
     content_id_pattern=sql_files.literal(CONTENT_ID_PATTERN),
+    experiment_statuses=sql_files.literal(EXPERIMENT_STATUSES),
+    arm_pattern=sql_files.literal(ARM_PATTERN),
+    max_position=MAX_POSITION,
 )
 
 

@@ -31,7 +31,15 @@ import pyarrow.csv as pyarrow_csv
 from psycopg2 import errors, sql
 from psycopg2.extensions import connection, cursor
 
-from recommender.activity.frames import EVENT_COLUMNS, RATING_COLUMNS, USER_COLUMNS, EventBatch, RatingBatch, UserBatch
+from recommender.activity.frames import (
+    BATCH_KINDS,
+    EVENT_COLUMNS,
+    RATING_COLUMNS,
+    USER_COLUMNS,
+    EventBatch,
+    RatingBatch,
+    UserBatch,
+)
 from recommender.errors import BadInputError
 
 
@@ -59,6 +67,10 @@ class Place:
     countries: str = "core.countries"
     users: str = "app.users"
     schema: str = "app"
+
+    def table(self, name: str) -> str:
+        """Another of the place's tables (impressions, assignments), as schema.table."""
+        return f"{self.schema}.{name}"
 
 
 LIVE = Place()
@@ -147,7 +159,42 @@ def _unknown_activity_references(
         except (TypeError, ValueError):
             continue
         found.append(_unknown_references(conn, typed, column, table))
+    if "impression_id" in frame.columns:
+        found.append(_foreign_impressions(conn, frame, place))
     return found
+
+
+def _foreign_impressions(conn: connection, frame: pd.DataFrame, place: Place) -> pd.DataFrame:
+    """Rows that cite an impression which is not in ``place`` or was shown to another user or of another title."""
+    cited = frame[frame["impression_id"].notna()]
+    if cited.empty:
+        return _no_problems()
+    try:
+        keys = pd.DataFrame(
+            {
+                "impression_id": cited["impression_id"].astype("int64"),
+                "user_id": cited["user_id"].astype("int64"),
+                "content_id": cited["content_id"].astype(str),
+            }
+        )
+    except (TypeError, ValueError):
+        return _no_problems()  # pandera has named these rows already
+    query = sql.SQL("select impression_id, user_id, content_id from {} where impression_id = any(%s)").format(
+        sql.Identifier(*place.table("impressions").split("."))
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (pd.unique(keys["impression_id"]).tolist(),))
+        shown = pd.DataFrame(cur.fetchall(), columns=["impression_id", "user_id", "content_id"])
+    matched = keys.reset_index().merge(shown, on=["impression_id", "user_id", "content_id"], how="left", indicator=True)
+    bad = matched[matched["_merge"] == "left_only"]
+    return pd.DataFrame(
+        {
+            "row": bad["index"].to_numpy(),
+            "column": "impression_id",
+            "value": bad["impression_id"].to_numpy(),
+            "reason": f"unknown impression_id (not in {place.table('impressions')} for this user and title)",
+        }
+    )
 
 
 def _batch_id(kind: str, table: pyarrow_lib.Table) -> str:
@@ -260,12 +307,24 @@ def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
 
 def prepare_events(conn: connection, events: pd.DataFrame, place: Place = LIVE) -> PreparedBatch:
     """Validate a batch of events against the schema and the warehouse; raise BatchError if invalid."""
-    frame = events.reset_index(drop=True)
+    frame = _without_impressions_where_missing(events.reset_index(drop=True))
     if "event_id" not in frame.columns:
         frame = frame.assign(event_id=derive_event_ids(frame))
     frame, problems = _validate(EventBatch, frame)
     _refuse_if_any("viewing_events", [problems, *_unknown_activity_references(conn, EventBatch, frame, place)])
-    return PreparedBatch("viewing_events", pyarrow_lib.Table.from_pandas(frame[EVENT_COLUMNS], preserve_index=False))
+    return PreparedBatch("viewing_events", _activity_table(frame, EVENT_COLUMNS))
+
+
+def _without_impressions_where_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame if "impression_id" in frame.columns else frame.assign(impression_id=None)
+
+
+def _activity_table(frame: pd.DataFrame, columns: list[str]) -> pyarrow_lib.Table:
+    """The rows to COPY; without ``impression_id`` where none cites one, so that a batch digests as it did before
+    the column existed (writing an older simulation again skips it rather than clash on its keys)."""
+    if frame["impression_id"].isna().all():
+        columns = [column for column in columns if column != "impression_id"]
+    return pyarrow_lib.Table.from_pandas(frame[columns], preserve_index=False)
 
 
 def write_ratings(conn: connection, ratings: pd.DataFrame) -> WriteResult:
@@ -282,7 +341,7 @@ def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
 
     A rating without ``rated_at`` (no column, or a null) was given now: the database's ``now()``.
     """
-    frame = _rated_now_where_missing(conn, ratings.reset_index(drop=True))
+    frame = _without_impressions_where_missing(_rated_now_where_missing(conn, ratings.reset_index(drop=True)))
     if "rating_id" in frame.columns:
         frame, problems = _validate(RatingBatch, frame)
     else:
@@ -291,7 +350,7 @@ def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
         if not len(problems):
             frame, problems = _validate(RatingBatch, frame.assign(rating_id=derive_rating_ids(frame)))
     _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame, LIVE)])
-    return PreparedBatch("ratings", pyarrow_lib.Table.from_pandas(frame[RATING_COLUMNS], preserve_index=False))
+    return PreparedBatch("ratings", _activity_table(frame, RATING_COLUMNS))
 
 
 def _rated_now_where_missing(conn: connection, frame: pd.DataFrame) -> pd.DataFrame:
@@ -317,11 +376,13 @@ def delete_events(conn: connection, user_ids: list[int]) -> int:
 
 
 def delete_users(conn: connection, user_ids: list[int]) -> int:
-    """Delete users and all their events and ratings, in one transaction; returns the users deleted."""
+    """Delete users and all their events, ratings and what experiments showed them, in one transaction;
+    returns the users deleted."""
     with conn, conn.cursor() as cur:
-        cur.execute("delete from app.viewing_events where user_id = any(%s)", (user_ids,))
-        cur.execute("delete from app.ratings where user_id = any(%s)", (user_ids,))
-        cur.execute("delete from app.users where user_id = any(%s)", (user_ids,))
+        for table in ("viewing_events", "ratings", "slate_utilities", "impressions", "assignments", "users"):
+            cur.execute(
+                sql.SQL("delete from app.{} where user_id = any(%s)").format(sql.Identifier(table)), (user_ids,)
+            )
         deleted = cur.rowcount
         _forget_empty_batches(cur)
         return deleted
@@ -329,9 +390,8 @@ def delete_users(conn: connection, user_ids: list[int]) -> int:
 
 def _forget_empty_batches(cur: cursor) -> None:
     """Unregister batches with no row left, so writing one of them again writes it."""
-    cur.execute(
-        "delete from app.batches as b"
-        " where not exists (select from app.users as u where u.batch_id = b.batch_id)"
-        " and not exists (select from app.viewing_events as e where e.batch_id = b.batch_id)"
-        " and not exists (select from app.ratings as r where r.batch_id = b.batch_id)"
+    holders = sql.SQL(" and ").join(
+        sql.SQL("not exists (select from app.{} as t where t.batch_id = b.batch_id)").format(sql.Identifier(kind))
+        for kind in BATCH_KINDS
     )
+    cur.execute(sql.SQL("delete from app.batches as b where {}").format(holders))

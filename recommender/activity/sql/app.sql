@@ -70,3 +70,99 @@ create table if not exists app.ratings (
 
 -- dbt loads core.ratings incrementally by written_at
 create index if not exists ratings_written_at on app.ratings (written_at);
+
+-- Experiments (recommender.activity.experiments): which variants (arms) are compared on
+-- which users (assignments), what each user was shown (impressions) and what the
+-- simulator knew of those slates (slate_utilities). Events and ratings cite an impression.
+create table if not exists app.experiments (
+    experiment_id bigint primary key check (experiment_id > 0),
+    name text not null check (length(name) between 1 and 200),
+    configuration jsonb not null default '{}' check (jsonb_typeof(configuration) = 'object'),
+    seed bigint not null,
+    first_day date not null,
+    days integer not null check (days between 1 and 3660),
+    status text not null default 'running' check (status in {{ experiment_statuses }}),
+    created_at timestamptz not null default now(),
+    finished_at timestamptz,
+    written_at timestamptz not null default now()
+);
+
+create table if not exists app.experiment_arms (
+    experiment_id bigint not null references app.experiments (experiment_id) on delete cascade,
+    arm text not null check (arm ~ {{ arm_pattern }}),
+    model text check (length(model) between 1 and 100),
+    parameters jsonb not null default '{}' check (jsonb_typeof(parameters) = 'object'),
+    run_id text,
+    share double precision not null check (share > 0 and share <= 1),
+    is_control boolean not null default false,
+    primary key (experiment_id, arm),
+    -- an arm is a model (trained or scored by the simulator), or a fixed published run
+    check ((model is null) <> (run_id is null))
+);
+
+create table if not exists app.assignments (
+    experiment_id bigint not null,
+    user_id bigint not null references app.users (user_id),
+    arm text not null,
+    assigned_at timestamptz not null,
+    batch_id text not null,
+    written_at timestamptz not null default now(),
+    primary key (experiment_id, user_id),
+    unique (experiment_id, user_id, arm),
+    foreign key (experiment_id, arm) references app.experiment_arms (experiment_id, arm) on delete cascade
+);
+
+create table if not exists app.impressions (
+    impression_id bigint primary key,
+    user_id bigint not null references app.users (user_id),
+    content_id text not null check (content_id ~ {{ content_id_pattern }}),
+    experiment_id bigint,
+    arm text,
+    run_id text,
+    slate_id bigint not null,
+    position smallint not null check (position between 1 and {{ max_position }}),
+    shown_at timestamptz not null,
+    batch_id text not null,
+    written_at timestamptz not null default now(),
+    unique (slate_id, position),
+    check ((experiment_id is null) = (arm is null)),
+    -- shown in an experiment: to a user of that arm
+    foreign key (experiment_id, user_id, arm) references app.assignments (experiment_id, user_id, arm)
+    on delete cascade
+);
+
+create index if not exists impressions_written_at on app.impressions (written_at);
+create index if not exists impressions_user on app.impressions (user_id);
+
+-- What only a simulator knows: each slate's utility to its user by the hidden taste, and
+-- that of the best slate the user could have been shown (the oracle's); regret is the gap.
+create table if not exists app.slate_utilities (
+    slate_id bigint primary key,
+    experiment_id bigint not null references app.experiments (experiment_id) on delete cascade,
+    user_id bigint not null references app.users (user_id),
+    slate_utility real not null,
+    oracle_utility real not null,
+    batch_id text not null,
+    written_at timestamptz not null default now()
+);
+
+create index if not exists slate_utilities_written_at on app.slate_utilities (written_at);
+
+-- A warehouse created before impressions has events and ratings without the column:
+-- add it once (a lock only then).
+do $$
+begin
+    if not exists (
+        select from information_schema.columns
+        where table_schema = 'app' and table_name = 'viewing_events' and column_name = 'impression_id'
+    ) then
+        alter table app.viewing_events add column impression_id bigint references app.impressions (impression_id);
+    end if;
+    if not exists (
+        select from information_schema.columns
+        where table_schema = 'app' and table_name = 'ratings' and column_name = 'impression_id'
+    ) then
+        alter table app.ratings add column impression_id bigint references app.impressions (impression_id);
+    end if;
+end
+$$;
