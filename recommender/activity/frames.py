@@ -55,7 +55,7 @@ class EventBatch(pa.DataFrameModel):
     completion_ratio: Series[float] = pa.Field(ge=0, le=1)
     rating: Series[pd.Int16Dtype] = pa.Field(ge=1, le=5, nullable=True)
     device: Series[str] = pa.Field(isin=DEVICES)
-    impression_id: Series[pd.Int64Dtype] = pa.Field(nullable=True)  # the impression it followed, if any
+    impression_id: Series[pd.Int64Dtype] = pa.Field(nullable=True, required=False)  # the impression it followed
 
     class Config:
         strict = True
@@ -76,7 +76,7 @@ class RatingBatch(pa.DataFrameModel):
     content_id: Series[str] = pa.Field(str_matches=CONTENT_ID_PATTERN)
     rating: Series[pd.Int16Dtype] = pa.Field(isin=RATINGS)  # isin, not a range: 4.5 stars is refused, not cut to 4
     rated_at: Series[pd.DatetimeTZDtype] = pa.Field(ge=EARLIEST, lt=TOO_LATE, dtype_kwargs={"unit": "us", "tz": "UTC"})
-    impression_id: Series[pd.Int64Dtype] = pa.Field(nullable=True)  # the impression it followed, if any
+    impression_id: Series[pd.Int64Dtype] = pa.Field(nullable=True, required=False)  # the impression it followed
 
     class Config:
         strict = True

@@ -176,9 +176,31 @@ def _chunk_events(
     top = np.take_along_axis(top, order, axis=1)
     user_row = np.repeat(np.arange(n_users), picks)
     title = top[np.arange(picks.max())[None, :] < picks[:, None]]
-    liking = affinity[user_row, title]
+    window = (0.0, config.days * 86400 - 4 * 3600)
+    events, event_user_row = watch(
+        rng, users, user_row, title, affinity[user_row, title], catalogue, config.start, window
+    )
+    sequence = np.arange(len(events)) - np.repeat(
+        np.searchsorted(event_user_row, np.arange(n_users)), np.bincount(event_user_row, minlength=n_users)
+    )
+    return pd.concat([pd.DataFrame({"event_id": events["user_id"].to_numpy() * 100_000 + sequence}), events], axis=1)
 
-    # sessions: a movie once (sometimes twice), a show binged for several episodes
+
+def watch(
+    rng: np.random.Generator,
+    users: pd.DataFrame,
+    user_row: np.ndarray,
+    title: np.ndarray,
+    liking: np.ndarray,
+    catalogue: Catalogue,
+    start: date,
+    window: tuple[np.ndarray | float, np.ndarray | float],
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The viewing sessions of users (rows of ``users``) who chose ``title`` (catalogue indexes) with ``liking``
+    (their affinity for it): a movie once (sometimes twice), a show binged for several episodes; liked titles are
+    finished more often, some sessions carry a rating that follows the taste. The first session starts uniformly
+    within ``window`` (seconds from ``start``, per choice or for all). Returns the events (EventBatch columns but
+    ``event_id``) and each event's user row."""
     show = catalogue.is_show[title]
     sessions = np.where(show, 1 + rng.geometric(1 / (1.5 + 1.5 * np.minimum(liking, 3)), size=title.size), 1)
     sessions += (~show) & (rng.random(title.size) < 0.04 * liking)
@@ -188,29 +210,26 @@ def _chunk_events(
     event_liking = np.repeat(liking, sessions)
 
     runtime = catalogue.runtime_seconds[event_title]
-    first_start = rng.uniform(0, config.days * 86400 - 4 * 3600, size=title.size)
+    first_start = rng.uniform(window[0], window[1], size=title.size)
     started = np.repeat(first_start, sessions) + episode * (runtime + 300)
     finish = rng.random(event_title.size) < 1 / (1 + np.exp(-(1.5 * np.log(event_liking) - 1.0)))
     completion = np.where(finish, 1.0, rng.uniform(0.03, 0.9, size=event_title.size))
     rated = rng.random(event_title.size) < 0.15
     rating = np.clip(np.round(3 + 1.6 * np.log(event_liking) + rng.normal(0, 0.7, event_title.size)), 1, 5)
-    user_ids = users.user_id.to_numpy()[event_user_row]
-    sequence = np.arange(event_title.size) - np.repeat(
-        np.searchsorted(event_user_row, np.arange(n_users)), np.bincount(event_user_row, minlength=n_users)
-    )
     own_device = users.device.to_numpy()[event_user_row]
-    return pd.DataFrame(
+    events = pd.DataFrame(
         {
-            "event_id": user_ids * 100_000 + sequence,
-            "user_id": user_ids,
+            "user_id": users.user_id.to_numpy()[event_user_row],
             "content_id": catalogue.content_ids[event_title],
-            "started_at": pd.Timestamp(config.start, tz="UTC") + pd.to_timedelta(started.round(), unit="s"),
+            "started_at": pd.Timestamp(start, tz="UTC") + pd.to_timedelta(started.round(), unit="s"),
             "seconds_watched": np.round(runtime * completion).astype(np.int64),
             "completion_ratio": completion.round(4),
             "rating": pd.array(np.where(rated, rating, np.nan), dtype="Int16"),
             "device": np.where(rng.random(event_title.size) < 0.8, own_device, rng.choice(DEVICES, event_title.size)),
+            "impression_id": pd.array([pd.NA] * event_title.size, dtype="Int64"),  # organic: no slate shown it
         }
     )
+    return events, event_user_row
 
 
 def _chunks(config: SimulationConfig) -> Iterator[slice]:
@@ -218,12 +237,46 @@ def _chunks(config: SimulationConfig) -> Iterator[slice]:
         yield slice(begin, min(begin + config.chunk_users, config.users))
 
 
-def simulate(features: pd.DataFrame, config: SimulationConfig) -> Simulation:
-    """Users, their viewing events and their latent tastes, from ``marts.ml_title_features``."""
+@dataclass(frozen=True)
+class Population:
+    """The simulated users and their hidden tastes (rows aligned with ``users``) on ``catalogue``."""
+
+    catalogue: Catalogue
+    users: pd.DataFrame
+    genre_taste: np.ndarray  # users x catalogue.genres, mean 1 per user
+    country_taste: np.ndarray  # users x catalogue.countries, mean 1 per user
+
+    def affinity(self, rows: np.ndarray, titles: np.ndarray) -> np.ndarray:
+        """Affinity of user ``rows[i]`` for title ``titles[i]``, pair by pair (``affinity`` for whole matrices)."""
+        catalogue = self.catalogue
+        return (
+            _mean_or_one(self.genre_taste[rows], catalogue.genre_matrix[titles])
+            * _mean_or_one(self.country_taste[rows], catalogue.country_matrix[titles])
+        ).astype(np.float32)
+
+
+def _mean_or_one(taste: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    counts = membership.sum(axis=1)
+    return np.where(counts > 0, (taste * membership).sum(axis=1) / np.maximum(counts, 1), 1.0)
+
+
+def population(features: pd.DataFrame, config: SimulationConfig) -> Population:
+    """The users ``simulate`` invents for ``config`` and their hidden tastes, without their viewing."""
     catalogue = Catalogue.from_features(features)
     rng = np.random.default_rng(config.seed)
     users = _users(rng, config)
-    genre_taste, country_taste = _tastes(rng, users, catalogue)
+    return Population(catalogue, users, *_tastes(rng, users, catalogue))
+
+
+def simulate(features: pd.DataFrame, config: SimulationConfig) -> Simulation:
+    """Users, their viewing events and their latent tastes, from ``marts.ml_title_features``."""
+    people = population(features, config)
+    catalogue, users, genre_taste, country_taste = (
+        people.catalogue,
+        people.users,
+        people.genre_taste,
+        people.country_taste,
+    )
     events = []
     chunks = list(_chunks(config))
     for chunk in progress.bar(chunks, "simulating", "chunks"):

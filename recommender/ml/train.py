@@ -31,6 +31,8 @@ from recommender.ml.evaluate import Protocol, evaluate_models, model_factories
 from recommender.ml.reasons import explain
 from recommender.warehouse import progress
 
+# the inputs with a row per user and title (or per user), which ``users`` limits
+PER_USER_TABLES = ("marts.ml_interactions", "core.users")
 # each user's earliest 80 % of titles train, the latest 20 % test
 HOLDOUT = Protocol(split="temporal", by="user", ratio=0.8, k=10)
 
@@ -63,6 +65,11 @@ class TrainResult:
     timings: dict[str, float]
 
     def __str__(self) -> str:
+        if self.model not in self.metrics:  # trained without the holdout
+            return (
+                f"{self.model} run {self.run_id}: {self.rows:,} recommendations for {self.users:,} users published;"
+                f" {sum(self.timings.values()):.1f} s"
+            )
         ours, baseline = self.metrics[self.model], self.metrics["popularity"]
         return (
             f"{self.model} run {self.run_id}: {self.rows:,} recommendations for {self.users:,} users published;"
@@ -88,6 +95,9 @@ def train(
     read: ReadTable | None = None,
     runs: Runs | None = None,
     schema_suffix: str = "",
+    users: Sequence[int] | None = None,
+    holdout: bool = True,
+    current: bool | None = None,
 ) -> TrainResult:
     """Fit ``model`` (a name in ``recommender.ml.algorithms.MODELS``) on the warehouse, evaluate it, publish top ``k``.
 
@@ -95,11 +105,15 @@ def train(
     API: then ``conn`` may be None); by default both use ``conn``. With ``schema_suffix`` (a
     refresh's ``__next``) it trains on the generation being built and stages the run:
     published but not current, for the refresh's switch to make current.
+
+    ``users`` limits training and recommending to those users (an experiment's arm trains on
+    its own users' activity); without ``holdout`` the temporal holdout is skipped (no metrics);
+    ``current`` says whether the published run becomes current (default: unless ``schema_suffix``).
     """
     runs = runs or publish.WarehouseRuns(conn)
     timings: dict[str, float] = {}
     with _timed(timings, "read", "interactions, users and titles"):
-        reader = _in_generation(table_reader(conn) if read is None else read, schema_suffix)
+        reader = _of_users(_in_generation(table_reader(conn) if read is None else read, schema_suffix), users)
         interactions = warehouse_interactions(reader)
         if interactions.empty:
             raise TrainError("marts.ml_interactions is empty: simulate activity first (python -m recommender simulate)")
@@ -112,8 +126,10 @@ def train(
     factory = factories[model]
     run_id = runs.start_run(model, factory().params, snapshot)
     try:
-        with _timed(timings, "evaluate", f"{model} and popularity on a temporal holdout"):
-            metrics = _holdout_metrics(interactions, factories)
+        metrics: dict[str, Any] = {}
+        if holdout:
+            with _timed(timings, "evaluate", f"{model} and popularity on a temporal holdout"):
+                metrics = _holdout_metrics(interactions, factories)
         with _timed(timings, "fit", f"{model} on every interaction"):
             fitted = factory().fit(interactions[["user_id", "item_id", "weight"]])
         with _timed(timings, "recommend", f"top {k} for {len(users):,} users"):
@@ -123,7 +139,9 @@ def train(
         recs = recs.rename(columns={"item_id": "content_id"})[["user_id", "content_id", "score", "rank", "reason"]]
         with _timed(timings, "publish", "upload and publish the run"):
             runs.upload_recommendations(run_id, recs)
-            runs.publish_run(run_id, metrics=metrics, timings=timings, current=not schema_suffix)
+            runs.publish_run(
+                run_id, metrics=metrics, timings=timings, current=not schema_suffix if current is None else current
+            )
     except Exception as exc:
         try:
             runs.fail_run(run_id, f"{type(exc).__name__}: {exc}")
@@ -152,6 +170,20 @@ def _in_generation(read: ReadTable, schema_suffix: str) -> ReadTable:
         return read(f"{schema}{schema_suffix}.{table}", columns)
 
     return relocated
+
+
+def _of_users(read: ReadTable, users: Sequence[int] | None) -> ReadTable:
+    """``read`` of the rows of ``users`` only, in the tables that hold a row per user (all rows without ``users``)."""
+    if users is None:
+        return read
+    wanted = pd.Index(users)
+
+    def limited(name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        frame = read(name, columns)
+        limits = name in PER_USER_TABLES and "user_id" in frame.columns
+        return frame[frame["user_id"].isin(wanted)] if limits else frame
+
+    return limited
 
 
 def _latest_written(conn: connection, read: ReadTable | None, schema_suffix: str = "") -> datetime | None:
