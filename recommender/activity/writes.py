@@ -277,7 +277,7 @@ def prepare_users(conn: connection, users: pd.DataFrame, place: Place = LIVE) ->
     return PreparedBatch("users", table)
 
 
-def _derive_ids(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+def derive_ids(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """Deterministic non-negative bigint ids: a hash of each row's ``columns``."""
     hashed = pd.util.hash_pandas_object(frame[columns], index=False)
     return pd.Series((hashed.to_numpy() >> 1).astype("int64"), index=frame.index)
@@ -285,7 +285,7 @@ def _derive_ids(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 def derive_event_ids(events: pd.DataFrame) -> pd.Series:
     """Deterministic ids for events that come without one: a hash of user, title and start time."""
-    return _derive_ids(events, ["user_id", "content_id", "started_at"])
+    return derive_ids(events, ["user_id", "content_id", "started_at"])
 
 
 def derive_rating_ids(ratings: pd.DataFrame) -> pd.Series:
@@ -294,7 +294,7 @@ def derive_rating_ids(ratings: pd.DataFrame) -> pd.Series:
     Hash the columns as ``RatingBatch`` types them (``prepare_ratings`` does), so that
     the same rating gives the same id however its writer spelled the time.
     """
-    return _derive_ids(ratings, ["user_id", "content_id", "rated_at"])
+    return derive_ids(ratings, ["user_id", "content_id", "rated_at"])
 
 
 def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:

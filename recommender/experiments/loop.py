@@ -1,0 +1,512 @@
+"""The closed loop: simulated users are shown slates by their arm's recommender, respond, and feed its training.
+
+``run_experiment`` invents ``users`` users with hidden tastes (``activity.simulate``), registers
+an experiment with its arms and assigns every user to one by a hash, then simulates
+``warmup_days`` of organic viewing (the open-loop simulator's) followed by ``days`` days where
+
+1. every ``retrain_every`` days (and on day 0) each trained arm is fitted on what its own users
+   did, read from the warehouse after an incremental ``dbt run`` of the activity models, and
+   published (not current) through ``recommender.ml.publish``: the feedback loop;
+2. each active user is shown a slate: the first ``slate_size`` titles the user has not watched
+   of the arm's latest run (``oracle``: by hidden taste, ``random``: random titles);
+3. the user picks a title of the slate or nothing (``choice.ChoiceModel``) and watches it
+   (``simulate.watch``), beside the organic viewing the open-loop simulator gives that day;
+4. a user who keeps passing over slates may leave for good (churn).
+
+Every day's impressions, slate utilities (slate and oracle, by the hidden taste) and viewing
+events are written through ``recommender.activity``, validated and idempotent, so the
+warehouse's marts (``marts.experiment_daily_metrics``, ``marts.experiment_summary``) judge the
+arms on what users did. With ``slate_size`` 0 the loop shows nothing and writes exactly the
+open-loop simulator's users and events for the same seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from psycopg2.extensions import connection
+
+from recommender import activity
+from recommender.activity.frames import MAX_POSITION
+from recommender.activity.simulate import Population, SimulationConfig, affinity, population, simulate, watch
+from recommender.errors import InvalidArgumentError, MissingError, WarehouseError
+from recommender.experiments.arms import ORACLE, RANDOM, ArmSpec, first_unseen, parse_arms, random_candidates
+from recommender.experiments.choice import ChoiceModel
+from recommender.ml import publish
+from recommender.ml.train import train
+from recommender.warehouse import progress
+from recommender.warehouse.dbt import failures, run_dbt
+from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table
+
+DEFAULT_ARMS = "default,popularity,random,oracle"
+# the activity models a retraining reads: app's events and ratings into marts.ml_interactions, and core.users
+TRAINING_INPUTS = ("source:app+,+ml_interactions", "users")
+DAY_S = 86_400
+
+
+class ExperimentError(WarehouseError, RuntimeError):
+    """The loop could not go on (a dbt run or a training failed); the experiment is marked failed."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    arms: tuple[ArmSpec, ...] = parse_arms(DEFAULT_ARMS)
+    users: int = 10_000
+    days: int = 14
+    retrain_every: int = 7  # 0: each trained arm is fitted once, on day 0
+    seed: int = 7
+    warmup_days: int = 14  # organic viewing before day 0, the arms' first training data
+    slate_size: int = 10  # 0: no slates, the open-loop simulator
+    candidates: int = 100  # titles a trained arm's run holds per user, to fill slates with unwatched ones
+    start: date = SimulationConfig.start  # the warm-up's first day; day 0 is warmup_days later
+    control: str | None = None  # the arm the others are compared with (default: the first)
+    choice: ChoiceModel = field(default_factory=ChoiceModel)
+
+    def __post_init__(self) -> None:
+        bounds = {
+            "users": (self.users, 1, 10_000_000),
+            "days": (self.days, 1, 3660),
+            "retrain_every": (self.retrain_every, 0, 3660),
+            "warmup_days": (self.warmup_days, 1, 3660),
+            "slate_size": (self.slate_size, 0, MAX_POSITION),
+            "candidates": (self.candidates, max(self.slate_size, 1), 1000),
+        }
+        wrong = [
+            f"{name} must be {low} to {high}, not {value}"
+            for name, (value, low, high) in bounds.items()
+            if not low <= value <= high
+        ]
+        if self.control is not None and self.control not in [arm.name for arm in self.arms]:
+            wrong.append(f"control {self.control!r} is not one of the arms {[arm.name for arm in self.arms]}")
+        if wrong:
+            raise InvalidArgumentError("; ".join(wrong))
+
+    @property
+    def first_day(self) -> date:
+        return self.start + timedelta(days=self.warmup_days)
+
+    def simulation(self, first_user_id: int) -> SimulationConfig:
+        """The open-loop simulation the loop's users and organic viewing come from."""
+        return SimulationConfig(
+            users=self.users,
+            days=self.warmup_days + self.days,
+            seed=self.seed,
+            start=self.start,
+            first_user_id=first_user_id,
+        )
+
+    def configuration(self) -> dict[str, Any]:
+        """What app.experiments records beside the arms."""
+        settings = asdict(self)
+        settings.pop("arms")
+        return {**settings, "start": self.start.isoformat()}
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    experiment_id: int
+    users: int
+    slates: int
+    clicks: int
+    events: int
+    churned: int
+    runs: dict[str, list[str]]  # arm -> the runs it published, in order
+    seconds: dict[str, float]  # simulate (the loop's own work), write, dbt, train
+
+    def __str__(self) -> str:
+        ctr = self.clicks / self.slates if self.slates else 0.0
+        return (
+            f"experiment {self.experiment_id}: {self.users:,} users, {self.slates:,} slates shown,"
+            f" {ctr:.1%} clicked, {self.events:,} viewing events, {self.churned:,} users left;"
+            f" {sum(len(runs) for runs in self.runs.values())} runs trained;"
+            f" {sum(self.seconds.values()):.1f} s"
+            f" ({', '.join(f'{step} {seconds:.1f} s' for step, seconds in self.seconds.items())})"
+        )
+
+
+def _ids(columns: dict[str, np.ndarray]) -> np.ndarray:
+    return activity.writes.derive_ids(pd.DataFrame(columns), list(columns)).to_numpy()
+
+
+class _Loop:
+    """One experiment's state: who is active, what each user has watched, how sated each is by genre."""
+
+    def __init__(self, people: Population, arm_of: np.ndarray, config: LoopConfig) -> None:
+        self.people, self.config, self.arm_of = people, config, arm_of
+        catalogue = people.catalogue
+        n, titles = len(people.users), len(catalogue.content_ids)
+        self.active = np.ones(n, dtype=bool)
+        self.streak = np.zeros(n, dtype=np.int64)
+        self.seen = np.zeros((n, titles), dtype=bool)
+        self.satiety = np.zeros((n, len(catalogue.genres)), dtype=np.float32)
+        counts = catalogue.genre_matrix.sum(axis=1, keepdims=True)
+        self.genre_share = catalogue.genre_matrix / np.maximum(counts, 1)  # each title spreads 1 over its genres
+        self.run_candidates = np.full((n, config.candidates), -1, dtype=np.int64)
+        self.oracle = self._oracle_candidates()
+
+    def _oracle_candidates(self, chunk: int = 2000) -> np.ndarray:
+        """Each user's top titles by true utility (fixed: the hidden taste does not change)."""
+        people, m = self.people, self.config.candidates
+        found = np.empty((len(people.users), m), dtype=np.int64)
+        for begin in range(0, len(people.users), chunk):
+            rows = slice(begin, begin + chunk)
+            liking = affinity(people.genre_taste[rows], people.country_taste[rows], people.catalogue)
+            utility = self.config.choice.true_utility(liking, people.catalogue.popularity[None, :])
+            top = np.argpartition(-utility, m - 1, axis=1)[:, :m]
+            order = np.take_along_axis(utility, top, axis=1).argsort(axis=1)[:, ::-1]
+            found[rows] = np.take_along_axis(top, order, axis=1)
+        return found
+
+    def consume(self, rows: np.ndarray, titles: np.ndarray) -> None:
+        self.seen[rows, titles] = True
+        np.add.at(self.satiety, rows, self.genre_share[titles])
+
+    def utility(self, rows: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        """True utility of each slate position (NaN where the slate is shorter)."""
+        shown = slates >= 0
+        titles = np.where(shown, slates, 0)
+        pairs = np.repeat(rows, slates.shape[1])
+        liking = self.people.affinity(pairs, titles.ravel()).reshape(slates.shape)
+        value = self.config.choice.true_utility(liking, self.people.catalogue.popularity[titles])
+        return np.where(shown, value, np.nan)
+
+    def sated(self, rows: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        titles = np.where(slates >= 0, slates, 0)
+        return np.einsum("sg,spg->sp", self.satiety[rows], self.genre_share[titles])
+
+
+def run_experiment(
+    target: Target,
+    config: LoopConfig,
+    *,
+    experiment_id: int | None = None,
+    first_user_id: int | None = None,
+    name: str | None = None,
+    replace_existing: bool = False,
+    target_path: Path | None = None,
+) -> LoopResult:
+    """Run ``config`` as experiment ``experiment_id`` (default: the next free id) on the warehouse ``target``.
+
+    Its users take ids from ``first_user_id`` (default: after the largest in app.users). With
+    ``replace_existing`` an experiment of that id is deleted first, with its users. ``target_path``
+    is dbt's target folder for the retraining's runs (default: the project's ``target``).
+    """
+    with closing(target.connect()) as conn:
+        return _run(conn, target, config, experiment_id, first_user_id, name, replace_existing, target_path)
+
+
+def _run(
+    conn: connection,
+    target: Target,
+    config: LoopConfig,
+    experiment_id: int | None,
+    first_user_id: int | None,
+    name: str | None,
+    replace_existing: bool,
+    target_path: Path | None,
+) -> LoopResult:
+    activity.ensure_schema(conn)
+    publish.ensure_schema(conn)
+    features = read_table(conn, "marts.ml_title_features")
+    if features.empty:
+        raise MissingError("marts.ml_title_features is empty: run `make run` (or dbt build) first")
+    replaced = replace_existing and experiment_id is not None and _drop_experiment(conn, experiment_id)
+    experiment_id = experiment_id or _next(conn, "app.experiments", "experiment_id")
+    first_user_id = first_user_id or _next(conn, "app.users", "user_id")
+    simulation = simulate(features, config.simulation(first_user_id))
+    people = population(features, config.simulation(first_user_id))
+    experiment = activity.Experiment(
+        experiment_id=experiment_id,
+        name=name or f"{','.join(arm.name for arm in config.arms)}: {config.users:,} users, {config.days} days",
+        seed=config.seed,
+        first_day=config.first_day,
+        days=config.days,
+        arms=tuple(
+            activity.Arm(arm.name, arm.model, run_id=arm.run_id, is_control=arm.name == config.control)
+            for arm in config.arms
+        ),
+        configuration=config.configuration(),
+    )
+    activity.create_experiment(conn, experiment)
+    try:
+        result = _simulate_days(conn, target, config, experiment, simulation, people, target_path, replaced)
+    except BaseException as exc:
+        try:
+            activity.set_status(conn, experiment_id, "failed")
+        except Exception as marking:  # e.g. the connection broke: the original error is the one to see
+            exc.add_note(f"(experiment {experiment_id} could not be marked failed: {marking})")
+        raise
+    activity.set_status(conn, experiment_id, "finished")
+    return result
+
+
+def _simulate_days(
+    conn: connection,
+    target: Target,
+    config: LoopConfig,
+    experiment: activity.Experiment,
+    simulation: Any,
+    people: Population,
+    target_path: Path | None,
+    replaced: bool,
+) -> LoopResult:
+    seconds: dict[str, float] = defaultdict(float)
+    users = people.users
+    arms = list(config.arms)
+    assigned = activity.assign(experiment, users.user_id.to_numpy())
+    arm_of = pd.Index([arm.name for arm in arms]).get_indexer(assigned.to_numpy())
+    writer = _Writer(conn, seconds)
+    writer.users(users)
+    writer.add(
+        "assignments",
+        assigned.reset_index().assign(
+            experiment_id=experiment.experiment_id, assigned_at=pd.Timestamp(config.first_day, tz="UTC")
+        ),
+    )
+    writer.flush()
+
+    clock = time.perf_counter()
+    organic = simulation.events
+    catalogue = people.catalogue
+    organic_rows = organic["user_id"].to_numpy() - users.user_id.iloc[0]
+    organic_titles = pd.Index(catalogue.content_ids).get_indexer(organic["content_id"])
+    organic_day = (
+        (organic["started_at"] - pd.Timestamp(config.first_day, tz="UTC")).dt.total_seconds().to_numpy() // DAY_S
+    ).astype(np.int64)
+    organic_day = np.minimum(organic_day, config.days - 1)
+    loop = _Loop(people, arm_of, config)
+    for day in range(-config.warmup_days, 0):
+        loop.satiety *= config.choice.satiation_decay
+        today = organic_day == day
+        loop.consume(organic_rows[today], organic_titles[today])
+    writer.add("viewing_events", organic[organic_day < 0])
+    seconds["simulate"] += time.perf_counter() - clock
+
+    runs: dict[str, list[str]] = {arm.name: [] for arm in arms}
+    slates_shown = clicks = 0
+    for day in progress.bar(range(config.days), "experiment", "days"):
+        if config.slate_size and any(arm.trained for arm in arms) and _retrains(day, config.retrain_every):
+            writer.flush()
+            _refresh_training_inputs(target, target_path, seconds, full=replaced and day == 0)
+            for index, arm in enumerate(arms):
+                if arm.trained:
+                    runs[arm.name].append(_retrain(conn, loop, arm, np.flatnonzero(arm_of == index), config, seconds))
+        clock = time.perf_counter()
+        loop.satiety *= config.choice.satiation_decay
+        today = (organic_day == day) & loop.active[organic_rows]
+        kept_today = organic[today]
+        loop.consume(organic_rows[today], organic_titles[today])
+        writer.add("viewing_events", kept_today)
+        if config.slate_size:
+            for index, arm in enumerate(arms):
+                rows = np.flatnonzero((arm_of == index) & loop.active)
+                shown, clicked = _show(writer, loop, experiment, arm, index, rows, day, runs[arm.name])
+                slates_shown, clicks = slates_shown + shown, clicks + clicked
+        seconds["simulate"] += time.perf_counter() - clock
+        writer.flush()
+    return LoopResult(
+        experiment_id=experiment.experiment_id,
+        users=len(users),
+        slates=slates_shown,
+        clicks=clicks,
+        events=writer.counts["viewing_events"],
+        churned=int((~loop.active).sum()),
+        runs=runs,
+        seconds=dict(seconds),
+    )
+
+
+def _retrains(day: int, every: int) -> bool:
+    return day == 0 or (every > 0 and day % every == 0)
+
+
+def _show(
+    writer: _Writer,
+    loop: _Loop,
+    experiment: activity.Experiment,
+    arm: ArmSpec,
+    index: int,
+    rows: np.ndarray,
+    day: int,
+    runs: list[str],
+) -> tuple[int, int]:
+    """Show today's slates of ``arm`` to its active users ``rows``, simulate their choices; (slates, clicks)."""
+    config, choice = loop.config, loop.config.choice
+    rng = np.random.default_rng([config.seed, 15, config.warmup_days + day, index])
+    k, titles = config.slate_size, len(loop.people.catalogue.content_ids)
+    if arm.model == RANDOM:
+        candidates = random_candidates(rng, len(rows), titles, k)
+    elif arm.model == ORACLE:
+        candidates = loop.oracle[rows]
+    else:
+        candidates = loop.run_candidates[rows]
+    slates = first_unseen(candidates, loop.seen, rows, k)
+    has_slate = (slates >= 0).any(axis=1)  # a user who has watched every candidate is shown nothing today
+    rows, slates = rows[has_slate], slates[has_slate]
+    if not len(rows):
+        return 0, 0
+    shown = slates >= 0
+    value = loop.utility(rows, slates)
+    best = loop.utility(rows, first_unseen(loop.oracle[rows], loop.seen, rows, k))
+    slate_utility = np.nanmean(value, axis=1)
+    # the oracle's slate, its first k unwatched titles (were all its candidates watched, the slate itself)
+    oracle_utility = np.nanmean(np.where(np.isnan(best).all(axis=1, keepdims=True), value, best), axis=1)
+    pick = choice.choose(rng, np.nan_to_num(value, nan=0.0), loop.sated(rows, slates), shown)
+
+    user_ids = loop.people.users.user_id.to_numpy()[rows]
+    day_s = day * DAY_S + rng.uniform(8 * 3600, 22 * 3600, size=len(rows))
+    first_day = pd.Timestamp(experiment.first_day, tz="UTC")
+    slate_ids = _ids({"experiment_id": np.full(len(rows), experiment.experiment_id), "user_id": user_ids,
+                      "day": np.full(len(rows), day)})  # fmt: skip
+    slot_row, slot = np.nonzero(shown)
+    impression_ids = _ids({"slate_id": slate_ids[slot_row], "position": slot + 1})
+    writer.add(
+        "impressions",
+        pd.DataFrame(
+            {
+                "impression_id": impression_ids,
+                "user_id": user_ids[slot_row],
+                "content_id": loop.people.catalogue.content_ids[slates[slot_row, slot]],
+                "experiment_id": experiment.experiment_id,
+                "arm": arm.name,
+                "run_id": runs[-1] if runs else arm.run_id,
+                "slate_id": slate_ids[slot_row],
+                "position": slot + 1,
+                "shown_at": first_day + pd.to_timedelta(day_s[slot_row].round(), unit="s"),
+            }
+        ),
+    )
+    writer.add(
+        "slate_utilities",
+        pd.DataFrame(
+            {
+                "slate_id": slate_ids,
+                "experiment_id": experiment.experiment_id,
+                "user_id": user_ids,
+                "slate_utility": slate_utility,
+                "oracle_utility": oracle_utility,
+            }
+        ),
+    )
+
+    chose = pick >= 0
+    chosen_rows, chosen_titles = rows[chose], slates[chose, pick[chose]]
+    start_s = day_s[chose] + 60
+    events, event_row = watch(
+        rng,
+        loop.people.users,
+        chosen_rows,
+        chosen_titles,
+        loop.people.affinity(chosen_rows, chosen_titles),
+        loop.people.catalogue,
+        experiment.first_day,
+        (start_s, start_s + 60),
+    )
+    impression_at = np.full(slates.shape, -1, dtype=np.int64)
+    impression_at[slot_row, slot] = impression_ids
+    cited = impression_at[np.flatnonzero(chose), pick[chose]]
+    # watch() repeats each choice for its sessions, in the order of chosen_rows (ascending, one per user)
+    events["impression_id"] = pd.array(cited[np.searchsorted(chosen_rows, event_row)], dtype="Int64")
+    events.insert(0, "event_id", activity.derive_event_ids(events))
+    writer.add("viewing_events", events)
+    loop.consume(chosen_rows, chosen_titles)
+
+    loop.streak[rows] = np.where(chose, 0, loop.streak[rows] + 1)
+    leaving = ~chose & choice.churns(rng, loop.streak[rows])
+    loop.active[rows[leaving]] = False
+    return len(rows), int(chose.sum())
+
+
+def _retrain(
+    conn: connection, loop: _Loop, arm: ArmSpec, rows: np.ndarray, config: LoopConfig, seconds: dict[str, float]
+) -> str:
+    """Fit ``arm``'s model on its users' activity, publish it (not current), load its candidates; the run id."""
+    clock = time.perf_counter()
+    user_ids = loop.people.users.user_id.to_numpy()[rows]
+    with progress.shown(False):
+        trained = train(conn, arm.model, k=config.candidates, users=user_ids.tolist(), holdout=False, current=False)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "select user_id, content_id, rank from predictions.recommendations where run_id = %s",
+            (trained.run_id,),
+        )
+        recs = pd.DataFrame(cur.fetchall(), columns=["user_id", "content_id", "rank"])
+    row = pd.Index(loop.people.users.user_id).get_indexer(recs["user_id"])
+    title = pd.Index(loop.people.catalogue.content_ids).get_indexer(recs["content_id"])
+    loop.run_candidates[rows] = -1
+    keep = (row >= 0) & (recs["rank"].to_numpy() <= config.candidates)
+    loop.run_candidates[row[keep], recs["rank"].to_numpy()[keep] - 1] = title[keep]  # -1: a title never watched
+    seconds["train"] += time.perf_counter() - clock
+    return trained.run_id
+
+
+def _refresh_training_inputs(target: Target, target_path: Path | None, seconds: dict[str, float], full: bool) -> None:
+    """Bring marts.ml_interactions and core.users up to date with app (incrementally; fully after a replace)."""
+    clock = time.perf_counter()
+    path = target_path or PROJECT_ROOT / "target"
+    args = ["run", "--select", *TRAINING_INPUTS, *(["--full-refresh"] if full else [])]
+    if run_dbt(args, target, target_path=target_path, capture=True).returncode != 0:
+        raise ExperimentError(f"dbt {' '.join(args)} failed: " + "; ".join(failures(path)))
+    seconds["dbt"] += time.perf_counter() - clock
+
+
+class _Writer:
+    """Each day's rows, written kind by kind in the order their references need (validated, idempotent)."""
+
+    ORDER: ClassVar = ("assignments", "impressions", "slate_utilities", "viewing_events")
+    PREPARE: ClassVar = {
+        "assignments": activity.prepare_assignments,
+        "impressions": activity.prepare_impressions,
+        "slate_utilities": activity.prepare_slate_utilities,
+        "viewing_events": activity.prepare_events,
+    }
+
+    def __init__(self, conn: connection, seconds: dict[str, float]) -> None:
+        self.conn, self.seconds = conn, seconds
+        self.pending: dict[str, list[pd.DataFrame]] = defaultdict(list)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def users(self, users: pd.DataFrame) -> None:
+        clock = time.perf_counter()
+        activity.write_prepared(self.conn, activity.prepare_users(self.conn, users))
+        self.seconds["write"] += time.perf_counter() - clock
+
+    def add(self, kind: str, rows: pd.DataFrame) -> None:
+        if len(rows):
+            self.pending[kind].append(rows)
+
+    def flush(self) -> None:
+        clock = time.perf_counter()
+        for kind in self.ORDER:
+            if self.pending[kind]:
+                rows = pd.concat(self.pending.pop(kind), ignore_index=True)
+                activity.write_prepared(self.conn, self.PREPARE[kind](self.conn, rows))
+                self.counts[kind] += len(rows)
+        self.seconds["write"] += time.perf_counter() - clock
+
+
+def _next(conn: connection, table: str, column: str) -> int:
+    with conn.cursor() as cur:
+        cur.execute(f"select coalesce(max({column}), 0) + 1 from {table}")  # our own constants
+        (found,) = cur.fetchone()
+    conn.commit()
+    return int(found)
+
+
+def _drop_experiment(conn: connection, experiment_id: int) -> bool:
+    """Delete the experiment ``experiment_id`` and its users; True if there was one."""
+    with conn.cursor() as cur:
+        cur.execute("select user_id from app.assignments where experiment_id = %s", (experiment_id,))
+        user_ids = [user for (user,) in cur.fetchall()]
+    conn.commit()
+    deleted = activity.delete_experiment(conn, experiment_id)
+    activity.delete_users(conn, user_ids)
+    return bool(deleted)
