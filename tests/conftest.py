@@ -115,6 +115,14 @@ def work_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def module_work_dir() -> Iterator[Path]:
+    """A dbt target folder of the test module's own (for module-scoped fixtures that run dbt); removed after."""
+    path = _work_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def _built_warehouse(
     server: Target, export: Path | None = None, simulation: SimulationConfig | None = None

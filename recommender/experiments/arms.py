@@ -1,9 +1,10 @@
 """An experiment's arms as the command line names them, and the slates each arm shows.
 
-An arm is written ``model`` (its own name), ``name=model`` or ``name=run:RUN_ID``:
+An arm is written ``model`` (its own name), ``name=model``, ``name=model:once`` or ``name=run:RUN_ID``:
 - a model of ``recommender.ml.algorithms.MODELS`` (``default``, ``popularity``, ``als`` ...) is
-  trained on its own users' activity and published (not current) every ``retrain_every`` days;
-  its slates are the top of its latest run's recommendations;
+  trained on its own users' activity and published (not current) every ``retrain_every`` days
+  (with ``:once``, on day 0 only: the same model without the feedback loop); its slates are the
+  top of its latest run's recommendations;
 - ``oracle`` ranks by the users' hidden tastes (an upper bound), ``random`` shows random titles
   (the floor); both are scored live by the simulator, with no run;
 - ``run:RUN_ID`` shows a published run's recommendations as they are, never retrained.
@@ -29,14 +30,20 @@ class ArmSpec:
     name: str
     model: str | None  # a model name, ORACLE or RANDOM; None for a fixed run
     run_id: str | None = None
+    once: bool = False  # trained on day 0 only
 
     @property
     def trained(self) -> bool:
         return self.model is not None and self.model not in LIVE_SCORED
 
+    def retrains(self, day: int, every: int) -> bool:
+        """Whether the arm is (re)trained at the start of ``day``."""
+        return self.trained and (day == 0 or (not self.once and every > 0 and day % every == 0))
+
     @classmethod
     def parse(cls, text: str) -> ArmSpec:
-        """``model``, ``name=model`` or ``name=run:RUN_ID``; InvalidArgumentError naming what is wrong."""
+        """``model``, ``name=model``, ``name=model:once`` or ``name=run:RUN_ID``; InvalidArgumentError naming
+        what is wrong."""
         name, _, what = text.strip().partition("=")
         what = what or name
         if not _is_arm_name(name):
@@ -47,12 +54,17 @@ class ArmSpec:
             if not what[4:]:
                 raise InvalidArgumentError(f"arm {text!r}: run: needs a run id (python -m recommender runs)")
             return cls(name, None, what[4:])
+        what, _, option = what.partition(":")
+        if option not in ("", "once"):
+            raise InvalidArgumentError(f"arm {text!r}: unknown option {option!r}; the one option is :once")
+        if option and what in LIVE_SCORED:
+            raise InvalidArgumentError(f"arm {text!r}: {what} is never trained, so :once does not apply")
         if what not in MODELS and what not in LIVE_SCORED:
             raise InvalidArgumentError(
                 f"arm {text!r}: unknown model {what!r}; choose one of {', '.join([*MODELS, *LIVE_SCORED])},"
                 " or name=run:RUN_ID for a published run"
             )
-        return cls(name, what)
+        return cls(name, what, once=bool(option))
 
 
 def parse_arms(text: str) -> tuple[ArmSpec, ...]:

@@ -293,11 +293,12 @@ def _simulate_days(
     runs: dict[str, list[str]] = {arm.name: [] for arm in arms}
     slates_shown = clicks = 0
     for day in progress.bar(range(config.days), "experiment", "days"):
-        if config.slate_size and any(arm.trained for arm in arms) and _retrains(day, config.retrain_every):
+        retraining = [arm.retrains(day, config.retrain_every) for arm in arms] if config.slate_size else []
+        if any(retraining):
             writer.flush()
             _refresh_training_inputs(target, target_path, seconds, full=replaced and day == 0)
             for index, arm in enumerate(arms):
-                if arm.trained:
+                if retraining[index]:
                     runs[arm.name].append(_retrain(conn, loop, arm, np.flatnonzero(arm_of == index), config, seconds))
         clock = time.perf_counter()
         loop.satiety *= config.choice.satiation_decay
@@ -322,10 +323,6 @@ def _simulate_days(
         runs=runs,
         seconds=dict(seconds),
     )
-
-
-def _retrains(day: int, every: int) -> bool:
-    return day == 0 or (every > 0 and day % every == 0)
 
 
 def _show(
