@@ -101,7 +101,7 @@ def test_slates_are_the_first_unwatched_candidates() -> None:
     seen[0, [1, 2]] = True
     candidates = np.array([[1, 2, 3, 4, 5], [5, -1, 4, 3, 2]])
     assert first_unseen(candidates, seen, np.array([0, 1]), 2).tolist() == [[3, 4], [5, 4]]
-    assert first_unseen(candidates, seen, np.array([0]), 4).tolist() == [[3, 4, 5, -1]]
+    assert first_unseen(candidates[:1], seen, np.array([0]), 4).tolist() == [[3, 4, 5, -1]]
     drawn = random_candidates(np.random.default_rng(1), 50, 20, 5)
     for row in drawn:
         kept = row[row >= 0]

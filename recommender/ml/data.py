@@ -57,8 +57,11 @@ def warehouse_interactions(source: connection | ReadTable) -> pd.DataFrame:
     """``marts.ml_interactions`` as user_id, item_id (content_id), weight (confidence), timestamp
     (last_interaction_at: the latest view or explicit rating).
 
-    ``source`` is a connection, or a ``ReadTable`` (e.g. the API client's ``read_table``).
+    ``source`` is a connection, or a ``ReadTable`` (e.g. the API client's ``read_table``). Ordered by user and
+    title: a model fitted on it depends on the data, not on the order the table's rows happen to lie in.
     """
     columns = ["user_id", "content_id", "confidence", "last_interaction_at"]
-    frame = table_reader(source)("marts.ml_interactions", columns)
-    return frame.rename(columns={"content_id": "item_id", "confidence": "weight", "last_interaction_at": "timestamp"})
+    frame = table_reader(source)("marts.ml_interactions", columns).sort_values(["user_id", "content_id"])
+    return frame.reset_index(drop=True).rename(
+        columns={"content_id": "item_id", "confidence": "weight", "last_interaction_at": "timestamp"}
+    )
