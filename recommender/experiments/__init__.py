@@ -1,0 +1,1 @@
+"""Closed-loop experiments: the simulated loop, its choice model and the report."""
