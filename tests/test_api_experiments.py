@@ -126,7 +126,7 @@ def test_an_experiment_is_registered_once_and_read_back(writable_api: Api) -> No
 )
 def test_a_bad_definition_is_422_naming_the_field(writable_api: Api, changes: dict, loc: list) -> None:
     response = writable_api.client.post(
-        "/experiments", json=_experiment(990_201, **changes), headers=writable_api.headers("data_scientist")
+        "/experiments", json=_experiment(990_201) | changes, headers=writable_api.headers("data_scientist")
     )
     assert response.status_code == 422, response.text
     assert loc in [problem["loc"] for problem in response.json()["detail"]]

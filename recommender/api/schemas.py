@@ -392,7 +392,7 @@ class ArmIn(Schema):
         default=None, min_length=1, max_length=100, validate_default=True, description="a published run, or none"
     )
     parameters: Attributes = Field(default={}, description="the model's parameters")
-    share: float = Field(default=1.0, gt=0, le=1_000_000, description="its weight in the split (normalised)")
+    share: float = Field(default=1.0, ge=1e-6, le=1e6, description="its weight in the split (normalised)")
     is_control: bool = Field(default=False, description="the arm the others are compared with (one at most)")
 
     @field_validator("run_id")
