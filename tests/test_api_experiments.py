@@ -3,14 +3,18 @@ and the events that cite them, reading an experiment with its summary, and who m
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import closing
 from datetime import date
 
+import pandas as pd
 import pytest
 from conftest import Api
 from experiment_marts import summary_row, write_summary
 from queries import query
 
 from recommender import activity
+from recommender.api.client import ApiClient, ApiError
 
 EXPERIMENT = 990_001
 
@@ -255,3 +259,32 @@ def test_an_experiment_reads_its_summary_rows_by_name(writable_api: Api, users: 
     assert ease["users"] == 200 and ease["lift_watch_minutes"] == pytest.approx(0.1)
     assert isinstance(ease["regret_per_slate"], float) and "an_extra_column" not in ease
     assert api.client.get("/experiments/990101", headers=api.headers("analyst")).json()["summary"] == []
+
+
+def test_the_client_registers_assigns_and_records_impressions(writable_api: Api, titles: list[str]) -> None:
+    api = writable_api
+    users = pd.DataFrame([_user(n) for n in range(990_501, 990_506)]).assign(
+        signup_date=lambda f: pd.to_datetime(f.signup_date)
+    )
+    arms = (activity.Arm("popular", "popularity", is_control=True), activity.Arm("ease", "ease", {"l2": 100.0}))
+    experiment = activity.Experiment(990_501, "through the client", 3, date(2024, 6, 1), 7, arms, {"k": 10})
+    with ApiClient(str(api.client.base_url), api.keys["data_scientist"], http=api.client, chunk_rows=2) as client:
+        client.write_users(users)
+        assert client.create_experiment(experiment) is True and client.create_experiment(experiment) is False
+        assigned = client.assign(experiment.experiment_id, users["user_id"].tolist())
+        with closing(api.target.connect()) as conn:
+            stored = activity.read_experiment(conn, 990_501)
+        # as defined (arms in any order) and as stored (by name): the same arms
+        assert assigned.to_dict() == activity.assign(experiment, users["user_id"]).to_dict()
+        assert assigned.to_dict() == activity.assign(stored, users["user_id"]).to_dict()
+        shown = pd.DataFrame(
+            [
+                _impression(990_501 + n, user, titles[0], experiment_id=990_501, arm=assigned[user])
+                for n, user in enumerate(users["user_id"])
+            ]
+        ).assign(shown_at=lambda f: pd.to_datetime(f.shown_at, utc=True))
+        assert sum(result.rows for result in client.write_impressions(shown)) == 5
+        with pytest.raises(ApiError) as refused:
+            client.create_experiment(dataclasses.replace(experiment, name="another"))
+        assert refused.value.status == 409
+    assert query(api.target, "select count(*) from app.impressions where experiment_id = 990501") == [(5,)]
