@@ -401,7 +401,25 @@ MATRIX = [
     ("POST", "/runs/{run_id}/publish", "publish", OWNERS_RUN),
     ("POST", "/runs/{run_id}/fail", "failure", OWNERS_RUN),
     ("POST", "/runs/rollback", None, (401, 403, REACHED, REACHED, 401)),
+    ("POST", "/experiments", "experiment", WRITER),
+    ("POST", "/experiments/{experiment_id}/assignments", "assignment", (401, 403, 201, 200, 401)),  # then assigned
+    ("POST", "/impressions", "impression", WRITER),
+    ("GET", "/experiments/{experiment_id}", None, READERS),
 ]
+MATRIX_EXPERIMENT = 960_000
+
+
+def _experiment(experiment_id: int) -> dict:
+    return {
+        "experiment_id": experiment_id,
+        "name": "matrix",
+        "seed": 1,
+        "first_day": "2024-05-01",
+        "days": 7,
+        "arms": [{"arm": "control", "model": "popularity", "is_control": True}, {"arm": "ease", "model": "ease"}],
+    }
+
+
 BODILESS_POSTS = {"/runs/rollback"}
 
 
@@ -421,6 +439,7 @@ def test_role_by_endpoint_matrix(
 ) -> None:
     user_id = 960_000
     writable_api.client.post("/users", json=[_user(user_id)], headers=callers["admin"])
+    writable_api.client.post("/experiments", json=_experiment(MATRIX_EXPERIMENT), headers=callers["admin"])
     bodies = {
         "user": lambda n: [_user(960_100 + n)],
         "event": lambda n: [_event(user_id, titles[0], n)],
@@ -431,11 +450,29 @@ def test_role_by_endpoint_matrix(
         "run": lambda n: {"model": "matrix"},
         "publish": lambda n: {"metrics": {"n": n}},
         "failure": lambda n: {"error": "matrix"},
+        "experiment": lambda n: _experiment(MATRIX_EXPERIMENT + 1 + n),
+        "assignment": lambda n: [user_id],
+        "impression": lambda n: [
+            {
+                "impression_id": 960_000 + n,
+                "user_id": user_id,
+                "content_id": titles[0],
+                "slate_id": 960_000 + n,
+                "position": 1,
+                "shown_at": "2024-05-01T10:00:00Z",
+            }
+        ],
     }
     ((person_id,),) = query(writable_api.target, "select min(person_id) from core.people")
     ((run_id,),) = query(writable_api.target, "select run_id from predictions.model_runs where is_current")
     url = path.format(
-        content_id=titles[0], user_id=user_id, person_id=person_id, run_id=run_id, name="genres", key_id="0" * 12
+        content_id=titles[0],
+        user_id=user_id,
+        person_id=person_id,
+        run_id=run_id,
+        name="genres",
+        key_id="0" * 12,
+        experiment_id=MATRIX_EXPERIMENT,
     )
     for n, (caller, expected) in enumerate(zip(CALLERS, statuses, strict=True)):
         payload = bodies[body](n) if body else None

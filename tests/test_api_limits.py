@@ -250,7 +250,7 @@ def test_a_422_of_a_large_bad_body_is_short_and_names_the_field(writable_api: Ap
 def test_a_422_lists_at_most_so_many_problems_and_counts_the_rest(writable_api: Api, user: int, title: str) -> None:
     headers = writable_api.headers("data_scientist")
     by_pydantic = [_event(user, title, rating=9) for _ in range(500)]
-    # well formed, but no such title: refused by recommender.activity (users.py's _refusal)
+    # well formed, but no such title: refused by recommender.activity (users.py's refusal)
     by_activity = [
         _event(user, "tm999999999", started_at=f"2024-03-01T20:{n // 60:02d}:{n % 60:02d}Z") for n in range(500)
     ]

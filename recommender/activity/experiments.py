@@ -243,12 +243,14 @@ def assign(experiment: Experiment, user_ids: Sequence[int]) -> pd.Series:
     """Each user's arm, indexed by user_id: by a hash of the experiment and the user into the arms' shares.
 
     Deterministic and independent of the other users: the same user in the same experiment
-    always gets the same arm, and the arms' sizes follow their shares.
+    always gets the same arm, and the arms' sizes follow their shares. The arms are taken in
+    the order of their names, so the experiment as defined and as ``read_experiment`` reads it
+    back (arms by name) assign alike.
     """
     users = np.asarray(user_ids, dtype=np.int64)
     digests = [hashlib.blake2b(f"{experiment.experiment_id}:{user}".encode(), digest_size=8).digest() for user in users]
     unit = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / 2.0**64
-    shares = experiment.shares
+    shares = dict(sorted(experiment.shares.items()))
     bounds = np.cumsum(list(shares.values()))
     bounds[-1] = 1.0
     arms = np.array(list(shares))[np.searchsorted(bounds, unit, side="right")]

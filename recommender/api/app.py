@@ -21,8 +21,8 @@ from recommender.api.database import Database, Reader, Settings
 from recommender.api.errors import HANDLERS
 from recommender.api.limits import RequestLimits
 from recommender.api.rate_limit import RateLimiter
+from recommender.api.routers import experiments, marts, people, reference, runs, sql, titles, users
 from recommender.api.routers import keys as key_routes
-from recommender.api.routers import marts, people, reference, runs, sql, titles, users
 from recommender.api.run_cache import CURRENT_RUN
 from recommender.api.schemas import Health
 from recommender.warehouse import access
@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestLimits, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     app.add_middleware(AccessLog)
-    for module in (titles, people, reference, users, runs, sql, marts, key_routes):
+    for module in (titles, people, reference, users, experiments, runs, sql, marts, key_routes):
         app.include_router(module.router)
 
     @app.get("/health", response_model=Health, tags=["health"], summary="Is the database there?", **public())

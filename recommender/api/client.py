@@ -3,6 +3,8 @@
     client = ApiClient("http://127.0.0.1:8000", key)          # a data_scientist key
     features = client.read_table("marts.ml_title_features")    # as warehouse.read_table(conn, ...) gives it
     client.write_users(users); client.write_events(events)     # as activity.write_users / write_events take them
+    client.create_experiment(experiment); arms = client.assign(experiment_id, user_ids)   # activity.Experiment
+    client.write_impressions(impressions)                      # as activity.write_impressions takes them
     run_id = client.start_run("ease", parameters, snapshot)   # a model run, as recommender.ml.publish's
     client.upload_recommendations(run_id, recommendations); client.publish_run(run_id, metrics=..., timings=...)
 
@@ -277,6 +279,54 @@ class ApiClient:
         The users must be written first (an earlier call, or the warehouse already has them).
         """
         return self._write("/events", "viewing_events", events)
+
+    def write_impressions(self, impressions: pd.DataFrame) -> list[activity.WriteResult]:
+        """``POST /impressions`` in chunks: columns of ``activity.ImpressionBatch`` (``experiment_id``, ``arm`` and
+        ``run_id`` optional); one result per chunk. Events and ratings that cite them go after."""
+        return self._write("/impressions", "impressions", impressions)
+
+    def _json(self, method: str, path: str, body: Any) -> httpx.Response:
+        content = json.dumps(plain(body), allow_nan=False).encode()
+        response = self._request(method, path, content=content, headers={"Content-Type": "application/json"})
+        if not response.is_success:
+            raise self._refused(response, method, path)
+        return response
+
+    def create_experiment(self, experiment: activity.Experiment) -> bool:
+        """``POST /experiments``: register ``experiment`` and its arms; False if this definition was there already
+        (as ``activity.create_experiment``). Another definition under its id: ApiError with status 409."""
+        body = {
+            "experiment_id": experiment.experiment_id,
+            "name": experiment.name,
+            "seed": experiment.seed,
+            "first_day": experiment.first_day.isoformat(),
+            "days": experiment.days,
+            "configuration": experiment.configuration,
+            "arms": [
+                {
+                    "arm": arm.arm,
+                    "model": arm.model,
+                    "run_id": arm.run_id,
+                    "parameters": arm.parameters,
+                    "share": arm.share,
+                    "is_control": arm.is_control,
+                }
+                for arm in experiment.arms
+            ],
+        }
+        return self._json("POST", "/experiments", body).status_code == 201
+
+    def assign(self, experiment_id: int, user_ids: Sequence[int]) -> pd.Series:
+        """``POST /experiments/{id}/assignments`` in chunks: each user's arm, indexed by user_id (as
+        ``activity.assign``), written; users assigned before keep theirs."""
+        arms: dict[int, str] = {}
+        users = [int(user_id) for user_id in user_ids]
+        for begin in range(0, len(users), self.chunk_rows):
+            chunk = users[begin : begin + self.chunk_rows]
+            answer = self._json("POST", f"/experiments/{experiment_id}/assignments", chunk)
+            arms.update((row["user_id"], row["arm"]) for row in answer.json()["users"])
+        index = pd.Index(users, name="user_id")
+        return pd.Series([arms[user] for user in users], index=index, name="arm", dtype=object)
 
     def _run_step(self, method: str, path: str, content: bytes, media_type: str) -> dict[str, Any]:
         """One step of a model run, never retried: a step that went through must not run twice (an upload's

@@ -38,8 +38,13 @@ EVENT_FIELDS = {
     "completion_ratio": 0.95,
     "rating": 5,
     "device": "tv",
+    "impression_id": 7001,
 }
-EVENT = {**EVENT_FIELDS, "event_id": 8412337761, "title": "Taxi Driver"}
+EVENT = {
+    **{key: value for key, value in EVENT_FIELDS.items() if key != "impression_id"},
+    "event_id": 8412337761,
+    "title": "Taxi Driver",
+}
 RECOMMENDATION = {
     "rank": 1,
     "content_id": "tm127384",
@@ -80,6 +85,45 @@ MODEL_RUN = {
     "published_at": "2024-05-01T10:16:02Z",
 }
 KEY = {"key_id": "3f9a1c0b7d2e", "name": "alice", "role": "analyst"}
+ARMS = [
+    {"arm": "control", "model": "popularity", "run_id": None, "parameters": {}, "share": 1.0, "is_control": True},
+    {"arm": "ease", "model": "ease", "run_id": None, "parameters": {"l2": 500.0}, "share": 1.0, "is_control": False},
+]
+EXPERIMENT_IN = {
+    "experiment_id": 1,
+    "name": "ease against popularity",
+    "seed": 42,
+    "first_day": "2024-05-01",
+    "days": 28,
+    "configuration": {"users": 2000, "slate_size": 10},
+    "arms": ARMS,
+}
+EXPERIMENT_OUT = {
+    **EXPERIMENT_IN,
+    "status": "running",
+    "arms": [{**arm, "share": 0.5} for arm in ARMS],
+}
+ARM_SUMMARY = {
+    "arm": "ease",
+    "is_control": False,
+    "users": 1003,
+    "watch_minutes_per_user": 412.5,
+    "watch_minutes_ci_low": 398.1,
+    "watch_minutes_ci_high": 426.9,
+    "lift_watch_minutes": 0.062,
+    "lift_ci_low": 0.021,
+    "lift_ci_high": 0.104,
+    "click_through": 0.071,
+    "completions_per_user": 5.4,
+    "retention_last_day": 0.81,
+    "churn_rate": 0.19,
+    "slate_share": 0.5,
+    "catalogue_coverage": 0.34,
+    "exposure_gini": 0.72,
+    "intra_list_diversity": 0.58,
+    "homogenization_last_day": 0.12,
+    "regret_per_slate": 0.31,
+}
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "TitleSummary": TITLE_SUMMARY,
@@ -117,7 +161,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "UserIn": USER_IN,
     "EventFields": EVENT_FIELDS,
     "EventIn": {**EVENT_FIELDS, "user_id": 1001},
-    "RatingIn": {"content_id": "tm84618", "rating": 5, "rated_at": "2024-05-01T22:10:00Z"},
+    "RatingIn": {"content_id": "tm84618", "rating": 5, "rated_at": "2024-05-01T22:10:00Z", "impression_id": 7001},
     "WriteResult": {
         "kind": "viewing_events",
         "batch_id": "viewing_events-5d41402abc4b2a76b9719d91",
@@ -164,6 +208,28 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "KeyCreate": {"role": "analyst", "name": "alice"},
     "KeyCreated": {**KEY, "key": "nwk_3f9a1c0b7d2e_Vq3x9mK2cS7pB1nR8tYwZ4hL0aD6fG5jE2uI9oP3kM"},
     "KeyInfo": {**KEY, "created_at": "2024-05-01T09:00:00Z", "revoked_at": None},
+    "ArmIn": ARMS[1],
+    "ExperimentIn": EXPERIMENT_IN,
+    "ArmOut": EXPERIMENT_OUT["arms"][1],
+    "ExperimentOut": EXPERIMENT_OUT,
+    "ArmSummary": ARM_SUMMARY,
+    "ExperimentDetail": {
+        **EXPERIMENT_OUT,
+        "summary": [{**ARM_SUMMARY, "arm": "control", "is_control": True}, ARM_SUMMARY],
+    },
+    "ImpressionIn": {
+        "impression_id": 7001,
+        "user_id": 1001,
+        "content_id": "tm84618",
+        "experiment_id": 1,
+        "arm": "ease",
+        "run_id": None,
+        "slate_id": 501,
+        "position": 1,
+        "shown_at": "2024-05-01T20:10:00Z",
+    },
+    "UserArm": {"user_id": 1001, "arm": "ease"},
+    "Assignments": {"experiment_id": 1, "written": 1, "users": [{"user_id": 1001, "arm": "ease"}]},
 }
 # the body of PUT /runs/{run_id}/recommendations in CSV
 RECOMMENDATIONS_CSV = "user_id,content_id,score,rank,reason\n1001,tm127384,0.93,1,because you watched Taxi Driver\n"

@@ -61,7 +61,7 @@ Writer = Annotated[Caller, Depends(require("data_scientist"))]
 WRITE_ROUTE = {"status_code": 201, "response_model": WriteResult, **needs("data_scientist", responses=WRITE_RESPONSES)}
 
 
-def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]) -> HTTPException:
+def refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]) -> HTTPException:
     """A BatchError as FastAPI's own 422: one entry per problem, ``loc`` naming the item and field, short as
     every 422 is (``limits.short_errors``)."""
     unique_clash = exc.problems["reason"].eq("already written").any()
@@ -77,12 +77,29 @@ def _refusal(exc: activity.BatchError, location: Callable[[Any, str], list[Any]]
     return HTTPException(409 if unique_clash else 422, short_errors(detail))
 
 
-def _in_list(index: int | None, column: str) -> list[Any]:
-    return ["body", *([] if index is None else [index]), column]
+def in_list(index: int | None, column: str) -> list[Any]:
+    # a check of several columns together ("experiment_id,user_id,arm") names the last, the one that did not fit
+    return ["body", *([] if index is None else [index]), column.rsplit(",", 1)[-1]]
 
 
 def _in_body(index: int | None, column: str) -> list[Any]:
     return ["path", "user_id"] if column == "user_id" else ["body", column]
+
+
+@contextmanager
+def advisory_lock(conn: connection, name: str) -> Iterator[None]:
+    """One holder of the session lock ``name`` at a time on the warehouse (released at the end, or with the
+    connection)."""
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+            conn.rollback()
 
 
 @contextmanager
@@ -91,20 +108,11 @@ def _idempotency_lock(conn: connection, caller: Caller, idempotency_key: str | N
     if idempotency_key is None:
         yield
         return
-    lock = (f"{caller.key_id}:{idempotency_key}",)
-    with conn.cursor() as cur:
-        cur.execute("select pg_advisory_lock(hashtextextended(%s, 0))", lock)
-    try:
+    with advisory_lock(conn, f"{caller.key_id}:{idempotency_key}"):
         yield
-    finally:
-        if not conn.closed:
-            conn.rollback()
-            with conn.cursor() as cur:
-                cur.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", lock)
-            conn.rollback()
 
 
-def _write(
+def write_batch(
     db: Database,
     caller: Caller,
     idempotency_key: str | None,
@@ -131,7 +139,7 @@ def _write(
         try:
             result = activity.write_prepared(conn, prepare(conn, frame))
         except activity.BatchError as exc:
-            raise _refusal(exc, location) from None
+            raise refusal(exc, location) from None
         body = WriteResult(kind=result.kind, batch_id=result.batch_id, rows=result.rows, written=result.written)
         status = 201 if result.written else 200
         if idempotency_key is not None:
@@ -145,9 +153,15 @@ def _write(
     return JSONResponse(body.model_dump(), status_code=status)
 
 
+def with_nullable_ids(frame: pd.DataFrame, rows: list[dict[str, Any]], *columns: str) -> pd.DataFrame:
+    """``frame`` with its ``columns`` (ids that may be null) as Int64: exact, where pandas would make floats."""
+    return frame.assign(**{column: pd.array([row[column] for row in rows], dtype="Int64") for column in columns})
+
+
 def _events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
     # one instant, one derived id: mixed UTC offsets would otherwise hash as different text
     frame = pd.DataFrame(events).assign(started_at=lambda f: pd.to_datetime(f.started_at, utc=True))
+    frame = with_nullable_ids(frame, events, "impression_id")
     missing = frame["event_id"].isna()
     if missing.all():
         return frame.drop(columns="event_id")  # activity derives them
@@ -168,7 +182,7 @@ def create_users(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     frame = pd.DataFrame([user.model_dump() for user in users])
-    return _write(db, caller, idempotency_key, users, activity.prepare_users, frame, _in_list)
+    return write_batch(db, caller, idempotency_key, users, activity.prepare_users, frame, in_list)
 
 
 @router.post(
@@ -183,7 +197,7 @@ def add_events(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     frame = _events_frame([event.model_dump() for event in events])
-    return _write(db, caller, idempotency_key, events, activity.prepare_events, frame, _in_list)
+    return write_batch(db, caller, idempotency_key, events, activity.prepare_events, frame, in_list)
 
 
 @router.post(
@@ -199,7 +213,7 @@ def add_event(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     frame = _events_frame([{**event.model_dump(), "user_id": user_id}])
-    return _write(db, caller, idempotency_key, (user_id, event), activity.prepare_events, frame, _in_body)
+    return write_batch(db, caller, idempotency_key, (user_id, event), activity.prepare_events, frame, _in_body)
 
 
 @router.post(
@@ -214,8 +228,9 @@ def add_rating(
     rating: RatingIn,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    frame = pd.DataFrame([{**rating.model_dump(), "user_id": user_id}])
-    return _write(db, caller, idempotency_key, (user_id, rating), activity.prepare_ratings, frame, _in_body)
+    rows = [{**rating.model_dump(), "user_id": user_id}]
+    frame = with_nullable_ids(pd.DataFrame(rows), rows, "impression_id")
+    return write_batch(db, caller, idempotency_key, (user_id, rating), activity.prepare_ratings, frame, _in_body)
 
 
 async def _user_exists(db: Reader, user_id: int) -> None:
