@@ -186,6 +186,11 @@ def _chart(daily: pd.DataFrame, column: str, title: str, label: str, control: st
     figure.savefig(path, dpi=100)
 
 
+def summary_of(conn: connection, experiment_id: int) -> str:
+    """The experiment's arms beside its control, as the report's markdown table (from marts.experiment_summary)."""
+    return summary_table(_rows(conn, SUMMARY, experiment_id), experiments.read_experiment(conn, experiment_id).control)
+
+
 def write_report(conn: connection, experiment_id: int, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.md`` and a PNG per daily metric (``daily_<metric>.png``); the markdown's path.
 
