@@ -43,7 +43,9 @@ def _tables(target: Target, experiment_id: int) -> dict[str, pd.DataFrame]:
     with closing(target.connect()) as conn:
         found = {}
         for name, query in EXPERIMENT_TABLES.items():
-            frame = pd.read_sql_query(query, conn, params={"id": experiment_id})
+            with conn.cursor() as cur:
+                cur.execute(query, {"id": experiment_id})
+                frame = pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description])
             frame = frame.drop(columns=["written_at", "batch_id"], errors="ignore")
             found[name] = frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
         return found

@@ -25,28 +25,26 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from psycopg2.extensions import connection
 
 from recommender import activity
-from recommender.activity.frames import MAX_POSITION
-from recommender.activity.simulate import Population, SimulationConfig, affinity, population, simulate, watch
-from recommender.errors import InvalidArgumentError, MissingError, WarehouseError
-from recommender.experiments.arms import ORACLE, RANDOM, ArmSpec, first_unseen, parse_arms, random_candidates
-from recommender.experiments.choice import ChoiceModel
+from recommender.activity.simulate import Population, population, simulate, watch
+from recommender.errors import MissingError, WarehouseError
+from recommender.experiments.arms import ORACLE, RANDOM, ArmSpec, first_unseen, random_candidates
+from recommender.experiments.config import LoopConfig, LoopResult
+from recommender.experiments.state import LoopState
+from recommender.experiments.writer import DailyWriter
 from recommender.ml import publish
 from recommender.ml.train import train
 from recommender.warehouse import progress
 from recommender.warehouse.dbt import failures, run_dbt
 from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table
 
-DEFAULT_ARMS = "default,popularity,random,oracle"
 # the activity models a retraining reads: app's events and ratings into marts.ml_interactions, and core.users
 TRAINING_INPUTS = ("source:app+,+ml_interactions", "users")
 DAY_S = 86_400
@@ -56,131 +54,8 @@ class ExperimentError(WarehouseError, RuntimeError):
     """The loop could not go on (a dbt run or a training failed); the experiment is marked failed."""
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    arms: tuple[ArmSpec, ...] = parse_arms(DEFAULT_ARMS)
-    users: int = 10_000
-    days: int = 14
-    retrain_every: int = 7  # 0: each trained arm is fitted once, on day 0
-    seed: int = 7
-    warmup_days: int = 14  # organic viewing before day 0, the arms' first training data
-    slate_size: int = 10  # 0: no slates, the open-loop simulator
-    candidates: int = 100  # titles a trained arm's run holds per user, to fill slates with unwatched ones
-    start: date = SimulationConfig.start  # the warm-up's first day; day 0 is warmup_days later
-    control: str | None = None  # the arm the others are compared with (default: the first)
-    choice: ChoiceModel = field(default_factory=ChoiceModel)
-
-    def __post_init__(self) -> None:
-        bounds = {
-            "users": (self.users, 1, 10_000_000),
-            "days": (self.days, 1, 3660),
-            "retrain_every": (self.retrain_every, 0, 3660),
-            "warmup_days": (self.warmup_days, 1, 3660),
-            "slate_size": (self.slate_size, 0, MAX_POSITION),
-            "candidates": (self.candidates, max(self.slate_size, 1), 1000),
-        }
-        wrong = [
-            f"{name} must be {low} to {high}, not {value}"
-            for name, (value, low, high) in bounds.items()
-            if not low <= value <= high
-        ]
-        if self.control is not None and self.control not in [arm.name for arm in self.arms]:
-            wrong.append(f"control {self.control!r} is not one of the arms {[arm.name for arm in self.arms]}")
-        if wrong:
-            raise InvalidArgumentError("; ".join(wrong))
-
-    @property
-    def first_day(self) -> date:
-        return self.start + timedelta(days=self.warmup_days)
-
-    def simulation(self, first_user_id: int) -> SimulationConfig:
-        """The open-loop simulation the loop's users and organic viewing come from."""
-        return SimulationConfig(
-            users=self.users,
-            days=self.warmup_days + self.days,
-            seed=self.seed,
-            start=self.start,
-            first_user_id=first_user_id,
-        )
-
-    def configuration(self) -> dict[str, Any]:
-        """What app.experiments records beside the arms."""
-        settings = asdict(self)
-        settings.pop("arms")
-        return {**settings, "start": self.start.isoformat()}
-
-
-@dataclass(frozen=True)
-class LoopResult:
-    experiment_id: int
-    users: int
-    slates: int
-    clicks: int
-    events: int
-    churned: int
-    runs: dict[str, list[str]]  # arm -> the runs it published, in order
-    seconds: dict[str, float]  # simulate (the loop's own work), write, dbt, train
-
-    def __str__(self) -> str:
-        ctr = self.clicks / self.slates if self.slates else 0.0
-        return (
-            f"experiment {self.experiment_id}: {self.users:,} users, {self.slates:,} slates shown,"
-            f" {ctr:.1%} clicked, {self.events:,} viewing events, {self.churned:,} users left;"
-            f" {sum(len(runs) for runs in self.runs.values())} runs trained;"
-            f" {sum(self.seconds.values()):.1f} s"
-            f" ({', '.join(f'{step} {seconds:.1f} s' for step, seconds in self.seconds.items())})"
-        )
-
-
 def _ids(columns: dict[str, np.ndarray]) -> np.ndarray:
     return activity.writes.derive_ids(pd.DataFrame(columns), list(columns)).to_numpy()
-
-
-class _Loop:
-    """One experiment's state: who is active, what each user has watched, how sated each is by genre."""
-
-    def __init__(self, people: Population, arm_of: np.ndarray, config: LoopConfig) -> None:
-        self.people, self.config, self.arm_of = people, config, arm_of
-        catalogue = people.catalogue
-        n, titles = len(people.users), len(catalogue.content_ids)
-        self.active = np.ones(n, dtype=bool)
-        self.streak = np.zeros(n, dtype=np.int64)
-        self.seen = np.zeros((n, titles), dtype=bool)
-        self.satiety = np.zeros((n, len(catalogue.genres)), dtype=np.float32)
-        counts = catalogue.genre_matrix.sum(axis=1, keepdims=True)
-        self.genre_share = catalogue.genre_matrix / np.maximum(counts, 1)  # each title spreads 1 over its genres
-        self.run_candidates = np.full((n, config.candidates), -1, dtype=np.int64)
-        self.oracle = self._oracle_candidates()
-
-    def _oracle_candidates(self, chunk: int = 2000) -> np.ndarray:
-        """Each user's top titles by true utility (fixed: the hidden taste does not change)."""
-        people, m = self.people, self.config.candidates
-        found = np.empty((len(people.users), m), dtype=np.int64)
-        for begin in range(0, len(people.users), chunk):
-            rows = slice(begin, begin + chunk)
-            liking = affinity(people.genre_taste[rows], people.country_taste[rows], people.catalogue)
-            utility = self.config.choice.true_utility(liking, people.catalogue.popularity[None, :])
-            top = np.argpartition(-utility, m - 1, axis=1)[:, :m]
-            order = np.take_along_axis(utility, top, axis=1).argsort(axis=1)[:, ::-1]
-            found[rows] = np.take_along_axis(top, order, axis=1)
-        return found
-
-    def consume(self, rows: np.ndarray, titles: np.ndarray) -> None:
-        self.seen[rows, titles] = True
-        np.add.at(self.satiety, rows, self.genre_share[titles])
-
-    def utility(self, rows: np.ndarray, slates: np.ndarray) -> np.ndarray:
-        """True utility of each slate position (NaN where the slate is shorter)."""
-        shown = slates >= 0
-        titles = np.where(shown, slates, 0)
-        pairs = np.repeat(rows, slates.shape[1])
-        liking = self.people.affinity(pairs, titles.ravel()).reshape(slates.shape)
-        value = self.config.choice.true_utility(liking, self.people.catalogue.popularity[titles])
-        return np.where(shown, value, np.nan)
-
-    def sated(self, rows: np.ndarray, slates: np.ndarray) -> np.ndarray:
-        titles = np.where(slates >= 0, slates, 0)
-        return np.einsum("sg,spg->sp", self.satiety[rows], self.genre_share[titles])
 
 
 def run_experiment(
@@ -263,7 +138,7 @@ def _simulate_days(
     arms = list(config.arms)
     assigned = activity.assign(experiment, users.user_id.to_numpy())
     arm_of = pd.Index([arm.name for arm in arms]).get_indexer(assigned.to_numpy())
-    writer = _Writer(conn, seconds)
+    writer = DailyWriter(conn, seconds)
     writer.users(users)
     writer.add(
         "assignments",
@@ -282,7 +157,7 @@ def _simulate_days(
         (organic["started_at"] - pd.Timestamp(config.first_day, tz="UTC")).dt.total_seconds().to_numpy() // DAY_S
     ).astype(np.int64)
     organic_day = np.minimum(organic_day, config.days - 1)
-    loop = _Loop(people, arm_of, config)
+    loop = LoopState(people, arm_of, config)
     for day in range(-config.warmup_days, 0):
         loop.satiety *= config.choice.satiation_decay
         today = organic_day == day
@@ -326,8 +201,8 @@ def _simulate_days(
 
 
 def _show(
-    writer: _Writer,
-    loop: _Loop,
+    writer: DailyWriter,
+    loop: LoopState,
     experiment: activity.Experiment,
     arm: ArmSpec,
     index: int,
@@ -423,7 +298,7 @@ def _show(
 
 
 def _retrain(
-    conn: connection, loop: _Loop, arm: ArmSpec, rows: np.ndarray, config: LoopConfig, seconds: dict[str, float]
+    conn: connection, loop: LoopState, arm: ArmSpec, rows: np.ndarray, config: LoopConfig, seconds: dict[str, float]
 ) -> str:
     """Fit ``arm``'s model on its users' activity, publish it (not current), load its candidates; the run id."""
     clock = time.perf_counter()
@@ -453,41 +328,6 @@ def _refresh_training_inputs(target: Target, target_path: Path | None, seconds: 
     if run_dbt(args, target, target_path=target_path, capture=True).returncode != 0:
         raise ExperimentError(f"dbt {' '.join(args)} failed: " + "; ".join(failures(path)))
     seconds["dbt"] += time.perf_counter() - clock
-
-
-class _Writer:
-    """Each day's rows, written kind by kind in the order their references need (validated, idempotent)."""
-
-    ORDER: ClassVar = ("assignments", "impressions", "slate_utilities", "viewing_events")
-    PREPARE: ClassVar = {
-        "assignments": activity.prepare_assignments,
-        "impressions": activity.prepare_impressions,
-        "slate_utilities": activity.prepare_slate_utilities,
-        "viewing_events": activity.prepare_events,
-    }
-
-    def __init__(self, conn: connection, seconds: dict[str, float]) -> None:
-        self.conn, self.seconds = conn, seconds
-        self.pending: dict[str, list[pd.DataFrame]] = defaultdict(list)
-        self.counts: dict[str, int] = defaultdict(int)
-
-    def users(self, users: pd.DataFrame) -> None:
-        clock = time.perf_counter()
-        activity.write_prepared(self.conn, activity.prepare_users(self.conn, users))
-        self.seconds["write"] += time.perf_counter() - clock
-
-    def add(self, kind: str, rows: pd.DataFrame) -> None:
-        if len(rows):
-            self.pending[kind].append(rows)
-
-    def flush(self) -> None:
-        clock = time.perf_counter()
-        for kind in self.ORDER:
-            if self.pending[kind]:
-                rows = pd.concat(self.pending.pop(kind), ignore_index=True)
-                activity.write_prepared(self.conn, self.PREPARE[kind](self.conn, rows))
-                self.counts[kind] += len(rows)
-        self.seconds["write"] += time.perf_counter() - clock
 
 
 def _next(conn: connection, table: str, column: str) -> int:
