@@ -100,7 +100,7 @@ churned as (
         on
             arm_days.experiment_id = last_slates.experiment_id
             and arm_days.arm = last_slates.arm
-            and last_slates.last_slate_day < arm_days.experiment_day
+            and arm_days.experiment_day > last_slates.last_slate_day
     group by arm_days.experiment_id, arm_days.arm, arm_days.experiment_day
 ),
 
@@ -162,8 +162,10 @@ exposure as (
         ranked_exposure.experiment_day,
         max(ranked_exposure.titles_shown) as titles_shown,
         max(ranked_exposure.titles_shown)::numeric / max(catalogue.title_count) as catalogue_coverage,
-        2.0 * sum((catalogue.title_count - ranked_exposure.titles_shown + ranked_exposure.shown_rank)
-            * ranked_exposure.impressions)
+        2.0 * sum(
+            (catalogue.title_count - ranked_exposure.titles_shown + ranked_exposure.shown_rank)
+            * ranked_exposure.impressions
+        )
         / (max(catalogue.title_count) * sum(ranked_exposure.impressions))
         - (max(catalogue.title_count) + 1.0) / max(catalogue.title_count) as exposure_gini
     from ranked_exposure
@@ -180,7 +182,8 @@ final as (
         arm_days.is_control,
         coalesce(arm_users.users_assigned, 0)::integer as users_assigned,
         coalesce(activity.active_users, 0)::integer as active_users,
-        round(coalesce(activity.active_users, 0)::numeric / nullif(arm_users.users_assigned, 0), 4)::numeric(5, 4) as retention,
+        round(coalesce(activity.active_users, 0)::numeric / nullif(arm_users.users_assigned, 0), 4)::numeric(5, 4)
+            as retention,
         coalesce(churned.churned_users, 0)::integer as churned_users,
         coalesce(activity.slates, 0)::bigint as slates,
         coalesce(activity.impressions, 0)::bigint as impressions,

@@ -51,7 +51,7 @@ arm_totals as (
     select
         experiment_id,
         arm,
-        count(*) as users,
+        count(*) as user_count,
         sum(watch_seconds) as watch_seconds,
         sum(slate_seconds) as slate_seconds,
         sum(completions) as completions,
@@ -66,9 +66,9 @@ estimates as (
         arms.experiment_id,
         arms.arm,
         arms.is_control,
-        coalesce(arm_totals.users, 0) as users,
-        arm_totals.watch_seconds / 60.0 / nullif(arm_totals.users, 0) as watch_minutes_per_user,
-        arm_totals.completions::numeric / nullif(arm_totals.users, 0) as completions_per_user,
+        coalesce(arm_totals.user_count, 0) as user_count,
+        arm_totals.watch_seconds / 60.0 / nullif(arm_totals.user_count, 0) as watch_minutes_per_user,
+        arm_totals.completions::numeric / nullif(arm_totals.user_count, 0) as completions_per_user,
         arm_totals.slate_seconds::numeric / nullif(arm_totals.watch_seconds, 0) as slate_share,
         arm_totals.clicks::numeric / nullif(arm_totals.impressions, 0) as click_through
     from arms
@@ -92,17 +92,27 @@ replicates as (
     from generate_series(1, 500) as replicate_numbers (replicate)
 ),
 
-weighted_users as (
+draws as (
     select
         outcomes.experiment_id,
         outcomes.arm,
         replicates.replicate,
         outcomes.watch_seconds,
-        {{ poisson_one_draw(hash_uniform(
+        {{ hash_uniform(
             "outcomes.experiment_id::text || ':' || outcomes.user_id::text || ':' || replicates.replicate::text"
-        )) }} as weight
+        ) }} as uniform
     from outcomes
     cross join replicates
+),
+
+weighted_users as (
+    select
+        experiment_id,
+        arm,
+        replicate,
+        watch_seconds,
+        {{ poisson_one_draw('uniform') }} as weight
+    from draws
 ),
 
 replicate_means as (
@@ -171,8 +181,10 @@ exposure as (
         ranked_exposure.experiment_id,
         ranked_exposure.arm,
         max(ranked_exposure.titles_shown)::numeric / max(catalogue.title_count) as catalogue_coverage,
-        2.0 * sum((catalogue.title_count - ranked_exposure.titles_shown + ranked_exposure.shown_rank)
-            * ranked_exposure.impressions)
+        2.0 * sum(
+            (catalogue.title_count - ranked_exposure.titles_shown + ranked_exposure.shown_rank)
+            * ranked_exposure.impressions
+        )
         / (max(catalogue.title_count) * sum(ranked_exposure.impressions))
         - (max(catalogue.title_count) + 1.0) / max(catalogue.title_count) as exposure_gini
     from ranked_exposure
@@ -210,7 +222,7 @@ final as (
         estimates.experiment_id,
         estimates.arm,
         estimates.is_control,
-        estimates.users::integer as users,
+        estimates.user_count::integer as users,  -- noqa: RF04
         round(coalesce(estimates.watch_minutes_per_user, 0), 2)::numeric(12, 2) as watch_minutes_per_user,
         round(intervals.watch_minutes_ci_low::numeric, 2)::numeric(12, 2) as watch_minutes_ci_low,
         round(intervals.watch_minutes_ci_high::numeric, 2)::numeric(12, 2) as watch_minutes_ci_high,

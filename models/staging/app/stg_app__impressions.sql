@@ -16,7 +16,7 @@ renamed as (
         slate_id,
 
         -- numbers
-        position::integer as position,
+        position::integer as position,  -- noqa: RF04
 
         -- dates
         shown_at,
