@@ -11,10 +11,6 @@ experiments as (
     select * from {{ ref('experiments') }}
 ),
 
-arms as (
-    select * from {{ ref('experiment_arms') }}
-),
-
 assignments as (
     select * from {{ ref('assignments') }}
 ),
@@ -58,17 +54,7 @@ first_watched as (
     group by sampled_users.experiment_id, sampled_users.arm, sampled_users.user_id, events.content_id
 ),
 
-arm_days as (
-    select
-        arms.experiment_id,
-        arms.arm,
-        day_numbers.experiment_day
-    from arms
-    inner join experiments on arms.experiment_id = experiments.experiment_id
-    cross join lateral generate_series(0, experiments.days - 1) as day_numbers (experiment_day)
-),
-
--- each sampled user's set size on each day (cumulative)
+-- the titles each sampled user first watched on each day
 new_titles as (
     select
         experiment_id,
@@ -79,31 +65,25 @@ new_titles as (
     group by experiment_id, user_id, experiment_day
 ),
 
-user_days as (
+sampled_pairs as (
     select
-        arm_days.experiment_id,
-        arm_days.arm,
-        sampled_users.user_id,
-        arm_days.experiment_day,
-        sum(coalesce(new_titles.title_count, 0)) over (
-            partition by arm_days.experiment_id, sampled_users.user_id order by arm_days.experiment_day
-        ) as set_size
-    from arm_days
-    inner join sampled_users
+        first_user.experiment_id,
+        first_user.arm,
+        first_user.user_id as first_user_id,
+        second_user.user_id as second_user_id
+    from sampled_users as first_user
+    inner join sampled_users as second_user
         on
-            arm_days.experiment_id = sampled_users.experiment_id
-            and arm_days.arm = sampled_users.arm
-    left join new_titles
-        on
-            sampled_users.experiment_id = new_titles.experiment_id
-            and sampled_users.user_id = new_titles.user_id
-            and arm_days.experiment_day = new_titles.experiment_day
+            first_user.experiment_id = second_user.experiment_id
+            and first_user.arm = second_user.arm
+            and first_user.user_id < second_user.user_id
 ),
 
 -- titles two sampled users of one arm share, from the day both had watched them
 shared_titles as (
     select
         first_user.experiment_id,
+        first_user.arm,
         first_user.user_id as first_user_id,
         second_user.user_id as second_user_id,
         greatest(first_user.experiment_day, second_user.experiment_day) as experiment_day,
@@ -117,46 +97,107 @@ shared_titles as (
             and first_user.user_id < second_user.user_id
     group by
         first_user.experiment_id,
+        first_user.arm,
         first_user.user_id,
         second_user.user_id,
         greatest(first_user.experiment_day, second_user.experiment_day)
 ),
 
-pair_days as (
+-- what changes, per pair and day, in either set and in their overlap: one stream
+-- aggregated, rather than a grid of pairs and days joined to it
+pair_changes as (
     select
-        first_days.experiment_id,
-        first_days.arm,
-        first_days.experiment_day,
-        first_days.set_size as first_set_size,
-        second_days.set_size as second_set_size,
-        sum(coalesce(shared_titles.title_count, 0)) over (
-            partition by first_days.experiment_id, first_days.user_id, second_days.user_id
-            order by first_days.experiment_day
-        ) as shared_count
-    from user_days as first_days
-    inner join user_days as second_days
+        sampled_pairs.experiment_id,
+        sampled_pairs.arm,
+        sampled_pairs.first_user_id,
+        sampled_pairs.second_user_id,
+        new_titles.experiment_day,
+        new_titles.title_count as first_added,
+        0 as second_added,
+        0 as shared_added
+    from sampled_pairs
+    inner join new_titles
         on
-            first_days.experiment_id = second_days.experiment_id
-            and first_days.arm = second_days.arm
-            and first_days.experiment_day = second_days.experiment_day
-            and first_days.user_id < second_days.user_id
-    left join shared_titles
+            sampled_pairs.experiment_id = new_titles.experiment_id
+            and sampled_pairs.first_user_id = new_titles.user_id
+    union all
+    select
+        sampled_pairs.experiment_id,
+        sampled_pairs.arm,
+        sampled_pairs.first_user_id,
+        sampled_pairs.second_user_id,
+        new_titles.experiment_day,
+        0 as first_added,
+        new_titles.title_count as second_added,
+        0 as shared_added
+    from sampled_pairs
+    inner join new_titles
         on
-            first_days.experiment_id = shared_titles.experiment_id
-            and first_days.user_id = shared_titles.first_user_id
-            and second_days.user_id = shared_titles.second_user_id
-            and first_days.experiment_day = shared_titles.experiment_day
+            sampled_pairs.experiment_id = new_titles.experiment_id
+            and sampled_pairs.second_user_id = new_titles.user_id
+    union all
+    select
+        experiment_id,
+        arm,
+        first_user_id,
+        second_user_id,
+        experiment_day,
+        0 as first_added,
+        0 as second_added,
+        title_count as shared_added
+    from shared_titles
 ),
 
+pair_day_changes as (
+    select
+        experiment_id,
+        arm,
+        first_user_id,
+        second_user_id,
+        experiment_day,
+        sum(first_added) as first_added,
+        sum(second_added) as second_added,
+        sum(shared_added) as shared_added
+    from pair_changes
+    group by experiment_id, arm, first_user_id, second_user_id, experiment_day
+),
+
+-- each pair's sets from each day they change until the next change (or the last day)
+pair_states as (
+    select
+        experiment_id,
+        arm,
+        experiment_day,
+        lead(experiment_day) over pair_days as next_change_day,
+        sum(first_added) over pair_days as first_set_size,
+        sum(second_added) over pair_days as second_set_size,
+        sum(shared_added) over pair_days as shared_count
+    from pair_day_changes
+    window pair_days as (partition by experiment_id, first_user_id, second_user_id order by experiment_day)
+),
+
+pair_overlaps as (
+    select
+        pair_states.experiment_id,
+        pair_states.arm,
+        held_days.experiment_day,
+        pair_states.shared_count::numeric
+        / (pair_states.first_set_size + pair_states.second_set_size - pair_states.shared_count) as jaccard
+    from pair_states
+    inner join experiments on pair_states.experiment_id = experiments.experiment_id
+    cross join lateral generate_series(
+        pair_states.experiment_day, coalesce(pair_states.next_change_day, experiments.days) - 1
+    ) as held_days (experiment_day)
+),
+
+-- pairs whose sets are both empty (no row yet) are left out
 final as (
     select
         experiment_id,
         arm,
         experiment_day,
-        avg(
-            shared_count::numeric / nullif(first_set_size + second_set_size - shared_count, 0)
-        ) as homogenization
-    from pair_days
+        avg(jaccard) as homogenization
+    from pair_overlaps
     group by experiment_id, arm, experiment_day
 )
 
