@@ -75,7 +75,7 @@ def test_contracts_put_keys_and_checks_in_the_database(sample_warehouse: pipelin
             target, "select contype, count(*) from pg_constraint where connamespace = 'core'::regnamespace group by 1"
         )
     )
-    assert constraints["p"] == 11  # one per core table
+    assert constraints["p"] == 16  # one per core table
     assert constraints["f"] >= 9
     assert constraints["c"] >= 15
     with closing(target.connect()) as conn, conn.cursor() as cur:

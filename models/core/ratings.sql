@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     unique_key='rating_id',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     indexes=[{'columns': ['written_at']}, {'columns': ['user_id']}],
 ) }}
 
@@ -22,7 +22,9 @@ final as (
         ratings.content_id,
         ratings.rating,
         ratings.rated_at,
-        ratings.written_at
+        ratings.written_at,
+        -- last: a warehouse built before it has it appended (on_schema_change)
+        ratings.impression_id
     from ratings
     {{ written_since_last_build('ratings') }}
 )

@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     unique_key='event_id',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     indexes=[{'columns': ['written_at']}, {'columns': ['user_id']}],
 ) }}
 
@@ -24,7 +24,9 @@ final as (
         events.completion_ratio,
         events.rating,
         events.device,
-        events.written_at
+        events.written_at,
+        -- last: a warehouse built before it has it appended (on_schema_change)
+        events.impression_id
     from events
     {{ written_since_last_build('events') }}
 )

@@ -10,6 +10,7 @@ renamed as (
         rating_id,
         user_id,
         content_id,
+        impression_id,
 
         -- numbers
         rating::integer as rating,

@@ -10,6 +10,7 @@ renamed as (
         event_id,
         user_id,
         content_id,
+        impression_id,
 
         -- text
         device,

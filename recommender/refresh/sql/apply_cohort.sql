@@ -37,6 +37,8 @@ where
 
 -- without cascade: should a live view still read them, the switch fails instead of dropping it
 drop view app__next.users, app__next.viewing_events, app__next.ratings;
+drop view app__next.experiments, app__next.experiment_arms, app__next.assignments;
+drop view app__next.impressions, app__next.slate_utilities;
 drop schema app__next;
 drop table app__cohort.batches, app__cohort.users, app__cohort.viewing_events;
 drop schema app__cohort;

@@ -36,3 +36,20 @@ where not exists (
     select from app__cohort.users as cohort
     where cohort.user_id = ratings.user_id
 );
+
+-- experiments (recommender.activity.experiments): a refresh's cohort writes none, so app__next
+-- shows app's as they are
+create view app__next.experiments as
+select experiments.* from app.experiments;  -- noqa: AM04
+
+create view app__next.experiment_arms as
+select experiment_arms.* from app.experiment_arms;  -- noqa: AM04
+
+create view app__next.assignments as
+select assignments.* from app.assignments;  -- noqa: AM04
+
+create view app__next.impressions as
+select impressions.* from app.impressions;  -- noqa: AM04
+
+create view app__next.slate_utilities as
+select slate_utilities.* from app.slate_utilities;  -- noqa: AM04
