@@ -19,6 +19,8 @@ REPORTS = PROJECT_ROOT / "target" / "experiments"
 
 # what a finished experiment's marts are built from: app's activity and everything downstream
 MARTS = ["build", "--select", "source:app+"]
+# after a replace: rows the deleted experiment left in the incremental models go too
+FULL = ["--full-refresh"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -49,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"marts not built: run `dbt {' '.join(MARTS)}`, then `experiment report {result.experiment_id}`")
         return 0
     with progress.phase("experiment", "build", "the activity and experiment marts, with their tests", heartbeat=True):
-        built = run_dbt(MARTS, target, capture=True)
+        built = run_dbt(MARTS + (FULL if args.replace else []), target, capture=True)
     if built.returncode != 0:
         raise ExperimentError(f"dbt {' '.join(MARTS)} failed: " + "; ".join(failures()))
     from recommender.experiments.report import summary_of  # matplotlib only where a report is made

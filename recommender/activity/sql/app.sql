@@ -76,11 +76,11 @@ create index if not exists ratings_written_at on app.ratings (written_at);
 -- simulator knew of those slates (slate_utilities). Events and ratings cite an impression.
 create table if not exists app.experiments (
     experiment_id bigint primary key check (experiment_id > 0),
-    name text not null check (length(name) between 1 and 200),
-    configuration jsonb not null default '{}' check (jsonb_typeof(configuration) = 'object'),
+    name text not null check (length(name) between 1 and 200),  -- noqa: RF04
+    configuration jsonb not null default '{}' check (jsonb_typeof(configuration) = 'object'),  -- noqa: RF04
     seed bigint not null,
     first_day date not null,
-    days integer not null check (days between 1 and 3660),
+    days integer not null check (days between 1 and 3660),  -- noqa: RF04
     status text not null default 'running' check (status in {{ experiment_statuses }}),
     created_at timestamptz not null default now(),
     finished_at timestamptz,
@@ -90,10 +90,10 @@ create table if not exists app.experiments (
 create table if not exists app.experiment_arms (
     experiment_id bigint not null references app.experiments (experiment_id) on delete cascade,
     arm text not null check (arm ~ {{ arm_pattern }}),
-    model text check (length(model) between 1 and 100),
-    parameters jsonb not null default '{}' check (jsonb_typeof(parameters) = 'object'),
+    model text check (length(model) between 1 and 100),  -- noqa: RF04
+    parameters jsonb not null default '{}' check (jsonb_typeof(parameters) = 'object'),  -- noqa: RF04
     run_id text,
-    share double precision not null check (share > 0 and share <= 1),
+    share double precision not null check (share > 0 and share <= 1),  -- noqa: RF04
     is_control boolean not null default false,
     primary key (experiment_id, arm),
     -- an arm is a model (trained or scored by the simulator), or a fixed published run
@@ -120,7 +120,7 @@ create table if not exists app.impressions (
     arm text,
     run_id text,
     slate_id bigint not null,
-    position smallint not null check (position between 1 and {{ max_position }}),
+    position smallint not null check (position between 1 and {{ max_position }}),  -- noqa: RF04
     shown_at timestamptz not null,
     batch_id text not null,
     written_at timestamptz not null default now(),
