@@ -21,6 +21,16 @@ from psycopg2.extensions import connection
 from recommender import activity
 from recommender.api.auth import needs
 from recommender.api.database import Database, Reader, database
+from recommender.api.experiment_schemas import (
+    ArmOut,
+    ArmSummary,
+    Assignments,
+    ExperimentDetail,
+    ExperimentIn,
+    ExperimentOut,
+    ImpressionIn,
+    UserArm,
+)
 from recommender.api.limits import short_errors
 from recommender.api.routers.users import (
     MAX_BATCH,
@@ -33,17 +43,7 @@ from recommender.api.routers.users import (
     with_nullable_ids,
     write_batch,
 )
-from recommender.api.schemas import (
-    ArmOut,
-    ArmSummary,
-    Assignments,
-    ExperimentDetail,
-    ExperimentIn,
-    ExperimentOut,
-    ImpressionIn,
-    UserArm,
-    UserId,
-)
+from recommender.api.schemas import UserId
 
 router = APIRouter(tags=["experiments"])
 
