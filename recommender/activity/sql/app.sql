@@ -166,3 +166,14 @@ begin
     end if;
 end
 $$;
+
+-- Deleting users or an experiment checks every row that refers to them: without an index
+-- on each referring column that is a scan per deleted row.
+create index if not exists viewing_events_user on app.viewing_events (user_id);
+create index if not exists ratings_user on app.ratings (user_id);
+create index if not exists viewing_events_impression on app.viewing_events (impression_id)
+where impression_id is not null;
+create index if not exists ratings_impression on app.ratings (impression_id)
+where impression_id is not null;
+create index if not exists assignments_user on app.assignments (user_id);
+create index if not exists slate_utilities_user on app.slate_utilities (user_id);
