@@ -50,7 +50,8 @@ from typing import TypeVar
 from recommender import activity
 from recommender.activity.simulate import population, simulate, write
 from recommender.experiments.arms import parse_arms
-from recommender.experiments.loop import LoopConfig, LoopResult, run_experiment
+from recommender.experiments.config import LoopConfig, LoopResult
+from recommender.experiments.loop import run_experiment
 from recommender.warehouse import progress
 from recommender.warehouse.dbt import run_dbt
 from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table, target_from_env

@@ -16,7 +16,8 @@ from recommender.activity.simulate import simulate
 from recommender.errors import InvalidArgumentError
 from recommender.experiments.arms import ArmSpec, first_unseen, parse_arms, random_candidates
 from recommender.experiments.choice import ChoiceModel
-from recommender.experiments.loop import LoopConfig, LoopResult, run_experiment
+from recommender.experiments.config import LoopConfig, LoopResult
+from recommender.experiments.loop import run_experiment
 from recommender.refresh import pipeline
 from recommender.warehouse.dbt import run_dbt
 from recommender.warehouse.targets import Target, read_table

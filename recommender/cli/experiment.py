@@ -9,7 +9,8 @@ from pathlib import Path
 from recommender.cli.connect import bounded, warehouse
 from recommender.experiments.arms import parse_arms
 from recommender.experiments.choice import ChoiceModel
-from recommender.experiments.loop import DEFAULT_ARMS, ExperimentError, LoopConfig, run_experiment
+from recommender.experiments.config import DEFAULT_ARMS, LoopConfig
+from recommender.experiments.loop import ExperimentError, run_experiment
 from recommender.warehouse import progress
 from recommender.warehouse.dbt import failures, run_dbt
 from recommender.warehouse.targets import PROJECT_ROOT
