@@ -13,6 +13,7 @@ import pytest
 
 from recommender import activity
 from recommender.activity.simulate import simulate
+from recommender.cli import main
 from recommender.errors import InvalidArgumentError
 from recommender.experiments.arms import ArmSpec, first_unseen, parse_arms, random_candidates
 from recommender.experiments.choice import ChoiceModel
@@ -216,3 +217,13 @@ def test_retraining_shows_the_feedback_loop(known_answers: tuple) -> None:
     rise = by_arm.iloc[-1] - by_arm.iloc[0]
     assert rise["default"] > 0
     assert rise["default"] > rise["frozen"]
+
+
+def test_the_command_refuses_bad_arguments_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "run", "--arms", "default,svd"]) == 2
+    assert "unknown model 'svd'" in capsys.readouterr().err
+    assert main(["experiment", "run", "--replace"]) == 2
+    assert "--replace needs --experiment-id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", "run", "--days", "0"])
+    assert exit_.value.code == 2
