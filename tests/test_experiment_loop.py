@@ -14,7 +14,7 @@ import pytest
 from recommender import activity
 from recommender.activity.simulate import simulate
 from recommender.cli import main
-from recommender.errors import InvalidArgumentError
+from recommender.errors import ConflictError, InvalidArgumentError
 from recommender.experiments.arms import ArmSpec, first_unseen, parse_arms, random_candidates
 from recommender.experiments.choice import ChoiceModel
 from recommender.experiments.config import LoopConfig, LoopResult
@@ -161,9 +161,13 @@ def test_the_same_seed_gives_identical_tables(small_warehouse: pipeline.Summary,
     assert len(before["app.impressions"]) == first.slates * 10 > 0
     for name, rows in before.items():
         pd.testing.assert_frame_equal(after[name], rows, obj=name)
+    with pytest.raises(ConflictError, match="experiment 901 exists: --replace"):
+        run_experiment(target, config, experiment_id=901, first_user_id=790_001, target_path=work_dir)
+    with pytest.raises(ConflictError, match="user 730001 exists"):
+        run_experiment(target, config, experiment_id=902, first_user_id=730_001, target_path=work_dir)
     with closing(target.connect()) as conn, conn.cursor() as cur:
-        cur.execute("select status from app.experiments where experiment_id = 901")
-        assert cur.fetchone() == ("finished",)
+        cur.execute("select experiment_id, status from app.experiments where experiment_id in (901, 902)")
+        assert cur.fetchall() == [(901, "finished")]  # refused before anything was written
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from psycopg2.extensions import connection
 
 from recommender import activity
 from recommender.activity.simulate import Population, population, simulate, watch
-from recommender.errors import MissingError, WarehouseError
+from recommender.errors import ConflictError, MissingError, WarehouseError
 from recommender.experiments.arms import ORACLE, RANDOM, ArmSpec, first_unseen, random_candidates
 from recommender.experiments.config import LoopConfig, LoopResult
 from recommender.experiments.state import LoopState
@@ -96,6 +96,7 @@ def _run(
     replaced = replace_existing and experiment_id is not None and _drop_experiment(conn, experiment_id)
     experiment_id = experiment_id or _next(conn, "app.experiments", "experiment_id")
     first_user_id = first_user_id or _next(conn, "app.users", "user_id")
+    _refuse_taken(conn, experiment_id, first_user_id, config.users)
     simulation = simulate(features, config.simulation(first_user_id))
     people = population(features, config.simulation(first_user_id))
     experiment = activity.Experiment(
@@ -336,6 +337,25 @@ def _next(conn: connection, table: str, column: str) -> int:
         (found,) = cur.fetchone()
     conn.commit()
     return int(found)
+
+
+def _refuse_taken(conn: connection, experiment_id: int, first_user_id: int, users: int) -> None:
+    """ConflictError, before anything is written, if the experiment's id or its users' ids are taken."""
+    with conn.cursor() as cur:
+        cur.execute("select 1 from app.experiments where experiment_id = %s", (experiment_id,))
+        if cur.fetchone():
+            raise ConflictError(f"experiment {experiment_id} exists: --replace runs it again in its place")
+        cur.execute(
+            "select min(user_id) from app.users where user_id between %s and %s",
+            (first_user_id, first_user_id + users - 1),
+        )
+        (taken,) = cur.fetchone()
+    conn.commit()
+    if taken is not None:
+        raise ConflictError(
+            f"user {taken} exists: the experiment's users would take ids {first_user_id} to"
+            f" {first_user_id + users - 1}; choose another --first-user-id (default: after the largest)"
+        )
 
 
 def _drop_experiment(conn: connection, experiment_id: int) -> bool:
