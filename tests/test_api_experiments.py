@@ -16,7 +16,7 @@ from queries import query
 from recommender import activity
 from recommender.api.client import ApiClient, ApiError
 
-EXPERIMENT = 990_001
+EXPERIMENT = 990_001  # users: 760_001 to 760_020 (and 760_501 on), a range no other module of writable_api uses
 
 
 def _experiment(experiment_id: int, **changes: object) -> dict:
@@ -76,7 +76,7 @@ def titles(writable_api: Api) -> list[str]:
 @pytest.fixture(scope="module")
 def users(writable_api: Api) -> list[int]:
     """Users of this module, and the experiment EXPERIMENT registered."""
-    ids = list(range(990_001, 990_021))
+    ids = list(range(760_001, 760_021))
     headers = writable_api.headers("data_scientist")
     assert writable_api.client.post("/users", json=[_user(n) for n in ids], headers=headers).status_code in (200, 201)
     assert writable_api.client.post("/experiments", json=_experiment(EXPERIMENT), headers=headers).status_code in (
@@ -263,7 +263,7 @@ def test_an_experiment_reads_its_summary_rows_by_name(writable_api: Api, users: 
 
 def test_the_client_registers_assigns_and_records_impressions(writable_api: Api, titles: list[str]) -> None:
     api = writable_api
-    users = pd.DataFrame([_user(n) for n in range(990_501, 990_506)]).assign(
+    users = pd.DataFrame([_user(n) for n in range(760_501, 760_506)]).assign(
         signup_date=lambda f: pd.to_datetime(f.signup_date)
     )
     arms = (activity.Arm("popular", "popularity", is_control=True), activity.Arm("ease", "ease", {"l2": 100.0}))
