@@ -23,8 +23,8 @@ $(INSTALLED): pyproject.toml Makefile
 run: $(INSTALLED)  ## load the raw export (RAW_DATA_DIR=folder, or the sample), dbt build, summary
 	$(BIN)/python -m recommender run $(if $(RAW_DATA_DIR),--raw-data-dir "$(RAW_DATA_DIR)")
 
-test: $(INSTALLED)  ## the whole test suite
-	$(BIN)/python -m pytest
+test: $(INSTALLED)  ## the whole test suite (each server's tests in a worker of their own, side by side)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(INSTALLED)  ## the tests that need no database (the edit-test loop)
 	$(BIN)/python -m pytest -m "not database"

@@ -46,23 +46,16 @@ DATABASE_FIXTURES = {"server", "embedded"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs a PostgreSQL ``database``; ``make test-fast`` runs the others (-m "not database").
-
-    A test marked ``one_server`` runs on the embedded server only, unless NETFLIX_TEST_EVERY_SERVER=1
-    (as test_refresh's full refreshes do): it judges our code, not the server, and a second run
-    would double one of the suite's longest parts.
-    """
+    """Mark every test that needs a PostgreSQL ``database``; ``make test-fast`` runs the others (-m "not database")."""
     for item in items:
-        if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if DATABASE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.database)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if (
-            item.get_closest_marker("one_server")
-            and params.get("server") == "external"
-            and os.environ.get("NETFLIX_TEST_EVERY_SERVER") != "1"
-        ):
-            reason = "run on the embedded server (NETFLIX_TEST_EVERY_SERVER=1 runs it on the external one too)"
-            item.add_marker(pytest.mark.skip(reason=reason))
+        # pytest-xdist (make test: -n 2 --dist loadgroup) runs each server's tests in one worker, so the
+        # servers' passes run side by side and each session fixture (a built warehouse) is built once
+        if group := params.get("server") or ("embedded" if "embedded" in fixtures else None):
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _external_server() -> Target:

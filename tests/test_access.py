@@ -3,7 +3,9 @@ a data scientist's reads the marts and writes app. Nobody logs in as a group."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import psycopg2
@@ -172,3 +174,17 @@ def test_secrets_come_from_the_environment_or_a_private_file(tmp_path) -> None:
     assert secrets_dir.stat().st_mode & 0o777 == 0o700
     assert passwords.hint("test_secret", variable, {}, secrets_dir) == str(secrets_dir / "test_secret")
     assert passwords.hint("test_secret", variable, {variable: "s3cret"}, secrets_dir) == f"${variable}"
+
+
+def test_first_uses_at_once_agree_on_one_secret(tmp_path) -> None:
+    """Processes that start together (make run beside make serve, test workers) get one password, never ''."""
+    secrets_dir, start = tmp_path / "secrets", threading.Barrier(8)
+
+    def first_use() -> str:
+        start.wait()
+        return passwords.generated("test_secret", "NETFLIX_TEST_SECRET", {}, secrets_dir)
+
+    with ThreadPoolExecutor(8) as pool:
+        found = set(pool.map(lambda _: first_use(), range(8)))
+    assert len(found) == 1 and len(found.pop()) >= 24
+    assert [path.name for path in secrets_dir.iterdir()] == ["test_secret"]  # no draft left behind

@@ -112,7 +112,6 @@ def test_slates_are_the_first_unwatched_candidates() -> None:
         assert len(kept) == len(set(kept.tolist())) >= 5  # distinct titles, enough for a slate
 
 
-@pytest.mark.one_server
 def test_slates_off_is_the_open_loop_simulator(small_warehouse: pipeline.Summary) -> None:
     """Without slates the loop writes the open-loop simulator's users and events, row for row."""
     target = small_warehouse.target
@@ -133,7 +132,6 @@ def test_slates_off_is_the_open_loop_simulator(small_warehouse: pipeline.Summary
     )
 
 
-@pytest.mark.one_server
 def test_position_bias_moves_click_through_as_the_model_says(small_warehouse: pipeline.Summary) -> None:
     """A stronger position bias lowers every position's utility but the first's least: fewer clicks, nearer the top."""
     target = small_warehouse.target
@@ -148,7 +146,6 @@ def test_position_bias_moves_click_through_as_the_model_says(small_warehouse: pi
     assert flat_position > 4  # with no bias, clicks spread over the whole slate of 10
 
 
-@pytest.mark.one_server
 def test_the_same_seed_gives_identical_tables(small_warehouse: pipeline.Summary, work_dir: Path) -> None:
     """Running an experiment again in its place (``replace_existing``) rewrites the very same rows."""
     target = small_warehouse.target
@@ -193,7 +190,6 @@ def known_answers(
     yield target, result, summary.set_index("arm"), daily
 
 
-@pytest.mark.one_server
 def test_oracle_wins_random_loses_with_intervals_apart(known_answers: tuple) -> None:
     _, _, summary, _ = known_answers
     assert len(summary) == 5 and summary["users"].sum() == 1500
@@ -207,7 +203,6 @@ def test_oracle_wins_random_loses_with_intervals_apart(known_answers: tuple) -> 
         assert row["watch_minutes_ci_low"] <= row["watch_minutes_per_user"] <= row["watch_minutes_ci_high"], arm
 
 
-@pytest.mark.one_server
 def test_default_beats_popularity_by_a_margin(known_answers: tuple) -> None:
     """On this seed and size the default model keeps its users watching at least 5 % longer than popularity."""
     _, _, summary, _ = known_answers
@@ -217,7 +212,6 @@ def test_default_beats_popularity_by_a_margin(known_answers: tuple) -> None:
     assert summary.at["popularity", "lift_ci_low"] <= summary.at["popularity", "lift_watch_minutes"]
 
 
-@pytest.mark.one_server
 def test_retraining_shows_the_feedback_loop(known_answers: tuple) -> None:
     """Retrained on what its own slates made users watch, the default homogenizes its users' viewing over the days;
     the same model trained once does less so."""

@@ -48,10 +48,6 @@ def rounded(value: float, places: int = 4) -> Decimal:
     return Decimal(str(round(value, places))).quantize(Decimal(1).scaleb(-places))
 
 
-# the marts' SQL is the same on every server: judged on the embedded one (tests/conftest.py)
-pytestmark = pytest.mark.one_server
-
-
 @pytest.fixture(scope="module")
 def experiment(small_warehouse: pipeline.Summary, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The hand-made experiment written through recommender.activity and built by dbt; its titles and genres."""

@@ -34,7 +34,16 @@ def generated(
         return value
     path = secret_file(name, secrets_dir)
     if not path.exists():
-        _private_file(path, secrets.token_urlsafe(24) + "\n")
+        # written aside, then linked in place: two first uses at once (make run beside make serve, or two
+        # test workers) agree on one password, and neither reads a file that is still empty
+        draft = path.with_name(f".{name}.{secrets.token_hex(8)}")
+        _private_file(draft, secrets.token_urlsafe(24) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
