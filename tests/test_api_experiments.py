@@ -258,7 +258,10 @@ def test_an_experiment_reads_its_summary_rows_by_name(writable_api: Api, users: 
     assert control["is_control"] and control["lift_watch_minutes"] is None and control["users"] == 100
     assert ease["users"] == 200 and ease["lift_watch_minutes"] == pytest.approx(0.1)
     assert isinstance(ease["regret_per_slate"], float) and "an_extra_column" not in ease
-    assert api.client.get("/experiments/990101", headers=api.headers("analyst")).json()["summary"] == []
+    # an experiment of its own, registered here: no other test's order decides what this one reads
+    body = _experiment(990_102)
+    assert api.client.post("/experiments", json=body, headers=api.headers("data_scientist")).status_code == 201
+    assert api.client.get("/experiments/990102", headers=api.headers("analyst")).json()["summary"] == []
 
 
 def test_the_client_registers_assigns_and_records_impressions(writable_api: Api, titles: list[str]) -> None:
