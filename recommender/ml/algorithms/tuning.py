@@ -212,11 +212,11 @@ def tune(
         raise InvalidArgumentError(f"max_trials must be 0 or more, got {max_trials}")
     started = time.perf_counter()
     problem = _Validation(interactions, validation, max_tune_users, seed)
+    ease, als = EASE(**ease).params, ALS(**als).params
+    if not len(problem.rows):  # too little data to hold any out
+        return Tuning({}, 0.0, max_trials, chosen={"ease": ease, "als": als, "als_share": als_share})
     best = _Best()
-    searches = {
-        "ease": _ease_trials(problem, EASE(**ease).params, best),
-        "als": _als_trials(problem, ALS(**als).params, best),
-    }
+    searches = {"ease": _ease_trials(problem, ease, best), "als": _als_trials(problem, als, best)}
     trials: list[dict[str, Any]] = []
 
     def run(name: str, trial: Trial) -> None:
