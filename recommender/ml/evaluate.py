@@ -67,7 +67,8 @@ def evaluate_models(
     Returns one row per model, in the order given, with the columns of ``RESULT_COLUMNS``:
     precision, recall, ndcg, map (at ``k``), coverage, avg_popularity, popularity_lift,
     head_share (see ``metrics.popularity_bias``), fit_s, recommend_s (wall-clock seconds)
-    and users (test users scored). ``score``, given each model's recommendations
+    and users (test users scored); ``attrs["tuning"]`` maps each self-tuning model to what its tuning
+    tried and chose (``params["tuning"]``). ``score``, given each model's recommendations
     (user_id, item_id, score, rank), adds the columns it returns (e.g. a taste score).
     """
     for frame, name in ((train, "train"), (test, "test")):
@@ -83,6 +84,7 @@ def evaluate_models(
     users = pd.unique(truth["user_id"])
     n_items = pd.concat([train["item_id"], test["item_id"]]).nunique()
     rows = []
+    tunings: dict[str, dict] = {}  # what each self-tuning model tried and chose
     with progress.Bar(len(models), "evaluating", "models", every_s=0) as counter:  # in a log, a line per model
         for name, factory in models.items():
             model = factory()
@@ -91,6 +93,8 @@ def evaluate_models(
             fitted = time.perf_counter()
             recs = model.recommend(users, k=k, exclude_seen=True)
             recommended = time.perf_counter()
+            if "tuning" in model.params:
+                tunings[name] = model.params["tuning"]
             rows.append(
                 {
                     "model": name,
@@ -109,7 +113,9 @@ def evaluate_models(
             )
             counter.update(note=f"{name}: fit {fitted - started:.1f} s, recommend {recommended - fitted:.1f} s")
     extra = [column for column in rows[0] if column not in RESULT_COLUMNS] if rows else []
-    return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
+    results = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
+    results.attrs["tuning"] = tunings
+    return results
 
 
 def model_factories(
