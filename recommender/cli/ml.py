@@ -121,7 +121,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="PATH",
         help="ratings files (any --movielens layout): one table of the default (tuned and not), each component and"
-        " popularity on every file; with one file, leave-last-out is run on it too",
+        " popularity on every file; with one file, leave-last-out is run on it too (default: none)",
     )
     ev.add_argument(
         "--split",

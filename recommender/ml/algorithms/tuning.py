@@ -219,23 +219,28 @@ def tune(
     searches = {"ease": _ease_trials(problem, ease, best), "als": _als_trials(problem, als, best)}
     trials: list[dict[str, Any]] = []
 
-    def run(name: str, trial: Trial) -> None:
-        trials.append({"component": name, **_brief(trial[0]), "ndcg": round(trial[2], 4)})
-        best.offer(name, *trial)
-
-    cost: dict[str, float] = {}  # seconds of each component's first trial: what one more is expected to take
-    for name, search in searches.items():  # the defaults, always
+    def run(name: str, search: Iterator[Trial]) -> bool:
+        """The next trial of ``search``, recorded and offered; False when the search has no more."""
         began = time.perf_counter()
-        run(name, next(search))
-        cost[name] = time.perf_counter() - began
+        trial = next(search, None)
+        if trial is None:
+            return False
+        seconds = time.perf_counter() - began
+        trials.append({"component": name, **_brief(trial[0]), "ndcg": round(trial[2], 4), "s": round(seconds, 3)})
+        best.offer(name, *trial)
+        cost.setdefault(name, seconds)  # the first trial's: what one more is expected to take
+        return True
+
+    cost: dict[str, float] = {}
+    for name, search in searches.items():  # the defaults, always
+        run(name, search)
     searching = time.perf_counter()
     budget = BUDGET_FACTOR * (searching - started) if budget_s is None else budget_s
     for name, search in searches.items():
         while len(trials) - len(searches) < max_trials and time.perf_counter() - searching + cost[name] <= budget:
-            trial = next(search, None)
-            if trial is None:
+            if not run(name, search):
                 break
-            run(name, trial)
+    searched = time.perf_counter()
     blends = {
         w: problem.score((1 - w) * best.scores["ease"] + w * best.scores["als"])
         for w in dict.fromkeys((als_share, *WEIGHT_GRID))  # the default share first: another must beat it
@@ -267,6 +272,7 @@ def tune(
                 "by_als_share": {f"{w:.3g}": round(v, 4) for w, v in blends.items()},
             },
             "seconds": round(time.perf_counter() - started, 3),
+            "search_s": round(searched - searching, 3),  # the part the budget bounds
         },
     )
 
