@@ -26,6 +26,7 @@ the script exits 1 otherwise. A warm-up fit comes first, so no model pays for th
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
 
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]  # times mean little on a machine others load
     wheel = args.wheel or obtain_wheel(args.cache)
     ratings, items = load_ratings(wheel), load_items(wheel)
     names = args.models.split(",") if args.models else list(MODELS)
@@ -107,7 +108,10 @@ def main() -> None:
         slug = row.algorithm.lower().replace(" ", "_")
         ndcg = "—" if pd.isna(row[2]) else f"{row[2]:.3f}"  # not published
         print(f"lf_{slug}_precision@10: {row[1]:.3f}; lf_{slug}_ndcg@10: {ndcg} (published by LF Recommenders)")
-    print(f"benchmark: {time.perf_counter() - started:.1f} s")
+    print(
+        f"benchmark: {time.perf_counter() - started:.1f} s;"
+        f" load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end (1 minute; {os.cpu_count()} cores)"
+    )
     if failed:
         raise SystemExit("guard failed: " + "; ".join(failed))
 

@@ -2,19 +2,24 @@
 
 How (all inside ``fit``, so evaluation protocols see a model that tuned on its training data only):
 
-1. Carve a validation part: each user's latest ``VALIDATION_SHARE`` of interactions where
-   the interactions have a ``timestamp``, a random share otherwise. Beyond
-   ``max_tune_users`` users, the tuning works on a random sample of them.
+1. Carve a validation part: ``VALIDATION_SHARE`` of each user's interactions, the latest
+   ones (``validation="temporal"``, or ``"auto"`` where the interactions have a
+   ``timestamp``) or a random share (``"random"``, or ``"auto"`` without timestamps).
+   Beyond ``max_tune_users`` users the tuning works on a random sample of them, and the
+   chosen EASE ``l2`` is scaled up by the users left out (the Gram matrix grows with them).
 2. Fit each component once with its default settings on the rest, score the validation
    users (at most ``VALIDATION_USERS``, a sample) once, and keep their standardized scores.
-3. Try other settings while they fit in ``budget_s`` seconds (default: ``BUDGET_FACTOR`` times
-   the seconds step 2 took, so the budget grows with the data; a trial starts only when one
-   like it, timed in step 2, would end within the budget) and ``max_trials`` trials:
-   EASE's ``l2`` stepping away from the best by factors of 2 for each normalization
-   (one Gram matrix per normalization), then ALS's regularization. A trial is one
-   component setting, fitted and scored.
-4. Search the blend weights over ``WEIGHT_GRID`` on the cached scores (cheap), including
-   EASE alone and ALS alone, so the blend is never worse on validation than its best component.
+3. Try other settings while ``max_trials`` lasts and they fit in ``budget_s`` seconds
+   (default: ``BUDGET_FACTOR`` times the seconds step 2 took, so the budget grows with the
+   data; a trial starts only when one like it, timed in step 2, would end within the
+   budget). EASE first: each normalization of ``EASE_NORMALIZATIONS`` at the default
+   ``l2``, then ``l2`` in steps of ``L2_STEP`` from the best (one Gram matrix per
+   normalization, one Cholesky inverse per trial); then ALS's regularization. A setting
+   replaces the best so far only when it beats it by ``MARGIN`` (relative), so the
+   defaults stay unless the data say otherwise clearly.
+4. Choose ALS's share of the blend weight over ``WEIGHT_GRID`` on the cached scores (cheap;
+   the default share unless another beats it by the margin). The grid includes EASE alone
+   and ALS alone, so the blend is not worse on validation than its best component.
 5. Refit the chosen blend on all the interactions (a component of weight 0 is left out).
 
 Validation nDCG@10 is the objective. The content component (with ``features``) keeps its
