@@ -92,6 +92,9 @@ def test_validation_holds_out_each_users_latest_interactions_where_there_are_tim
     assert not random_held.groupby("user_id")["timestamp"].min().equals(held.groupby("user_id")["timestamp"].min())
     with pytest.raises(ValueError, match="unknown validation 'future'"):
         build_model("default", validation="future")
+    with pytest.raises(ValueError, match="to leave one out, tune=False"):
+        build_model("default", weights={"als": 0.0})
+    assert "als" not in build_model("default", tune=False, weights={"als": 0.0}).models
 
 
 def test_too_little_data_to_validate_keeps_the_defaults() -> None:

@@ -87,6 +87,10 @@ def default_model(
     shrink = {"content": CONTENT_SHRINK} if features is not None else None
     if not tune:
         return Blend(models, weights, history_shrink=shrink)
+    if not {"ease", "als"} <= set(models):
+        raise InvalidArgumentError(
+            "the self-tuning default shares the weight between EASE and ALS itself: to leave one out, tune=False"
+        )
     return TunedBlend(
         models,
         weights,

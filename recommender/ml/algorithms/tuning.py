@@ -29,7 +29,7 @@ default weight and fade: validation users all have history, where it fades out.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from recommender.errors import InvalidArgumentError
 from recommender.ml import splits
 from recommender.ml.algorithms.als import ALS
-from recommender.ml.algorithms.base import mark_seen, to_matrix, top_k
+from recommender.ml.algorithms.base import Recommender, mark_seen, to_matrix, top_k
 from recommender.ml.algorithms.blend import Blend, standardize
 from recommender.ml.algorithms.ease import EASE
 
@@ -54,6 +54,8 @@ WEIGHT_GRID = (0.0, 0.2, 1 / 3, 0.5, 2 / 3, 0.8, 1.0)
 L2_STEP = 2.0
 EASE_NORMALIZATIONS = ((0.5, 0.25), (0.0, 0.0), (0.5, 0.0), (0.0, 0.25))  # (user, item) exponents; default first
 ALS_REGULARIZATION = (0.33, 3.0)  # factors of the default tried
+# the blend's components and weights for chosen settings: name -> (parameters, weight)
+Rebuild = Callable[[dict[str, tuple[dict[str, Any], float]]], tuple[dict[str, Recommender], dict[str, float]]]
 MARGIN = 0.005  # relative gain in validation nDCG a setting needs to replace the default (not to chase noise)
 
 
@@ -290,16 +292,18 @@ def _brief(params: Mapping[str, Any]) -> dict[str, Any]:
 class TunedBlend(Blend):
     """The default blend that tunes itself on ``fit`` (see the module docstring); ``params["tuning"]`` says how.
 
-    ``blend(ease, als)`` makes the fixed blend of given settings; ``total`` is the sum of
-    EASE's and ALS's blend weights, which the tuning shares between them.
+    ``models`` and ``weights`` are the blend before tuning (EASE and ALS, maybe content);
+    the tuning starts from their settings and shares the sum of EASE's and ALS's weights
+    between them. ``rebuild`` makes the components and weights of the chosen settings
+    (name -> (parameters, weight)).
     """
 
     def __init__(
         self,
-        models: Mapping[str, Any],
+        models: Mapping[str, Recommender],
         weights: Mapping[str, float],
         history_shrink: Mapping[str, float] | None,
-        rebuild: Any,
+        rebuild: Rebuild,
         *,
         validation: str = "auto",
         budget_s: float | None = None,
