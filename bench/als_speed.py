@@ -67,12 +67,14 @@ T = TypeVar("T")
 # -- data ------------------------------------------------------------------------
 
 
-def catalogue(rng: np.random.Generator, zipf: float) -> tuple[pd.api.extensions.ExtensionArray, np.ndarray]:
+def catalogue(
+    rng: np.random.Generator, zipf: float, titles: int = N_TITLES
+) -> tuple[pd.api.extensions.ExtensionArray, np.ndarray]:
     """Title ids (pandas strings) and their popularity (probabilities, Zipf's law over a random ranking)."""
-    numbers = rng.choice(np.arange(10_000, 1_000_000), size=N_TITLES, replace=False)
-    prefixes = np.where(np.arange(N_TITLES) < N_MOVIES, "tm", "ts")
+    numbers = rng.choice(np.arange(10_000, 1_000_000), size=titles, replace=False)
+    prefixes = np.where(np.arange(titles) < titles * N_MOVIES // N_TITLES, "tm", "ts")
     ids = pd.array([f"{p}{n}" for p, n in zip(prefixes, numbers, strict=True)], dtype="str")
-    weights = 1.0 / np.arange(1, N_TITLES + 1) ** zipf
+    weights = 1.0 / np.arange(1, titles + 1) ** zipf
     return ids, rng.permutation(weights / weights.sum())
 
 
@@ -100,7 +102,7 @@ def interactions(users: int, first_user: int, probs: np.ndarray, rng: np.random.
         draws = np.ceil(draws_for(wanted) * 1.2).astype(np.int64) + 3
         owner = np.repeat(np.arange(n, dtype=np.int64), draws)
         items = np.searchsorted(cdf, rng.random(len(owner)), side="right").astype(np.int64)
-        _, first = np.unique(owner * N_TITLES + items, return_index=True)
+        _, first = np.unique(owner * len(probs) + items, return_index=True)
         first.sort()  # back to the order of the draws, users in order
         owner, items = owner[first], items[first]
         starts = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n))[:-1]])

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from test_movielens import LAYOUTS
 
 from recommender.activity.simulate import Catalogue, SimulationConfig, affinity, simulate
 from recommender.ml.algorithms import Recommender, build_model
@@ -214,3 +215,27 @@ def test_the_command_line_evaluates_a_movielens_file(tmp_path: Path) -> None:
     assert (out / "movielens-evaluation.png").stat().st_size > 0
     missing = _cli("evaluate", "--movielens", str(tmp_path / "missing.data"))
     assert missing.returncode == 2 and "missing.data: no such file or folder" in missing.stderr
+
+
+def test_the_datasets_sweep_makes_one_table_over_every_layout(tmp_path: Path) -> None:
+    ratings = clustered_interactions(n_users=80).assign(rating=4.0, timestamp=lambda f: 880_000_000 + f.index)
+    rows = list(ratings[["user_id", "item_id", "rating", "timestamp"]].itertuples(index=False, name=None))
+    files = []
+    for name, write in LAYOUTS.items():
+        (tmp_path / name.replace(".", "_")).mkdir()
+        files.append(tmp_path / name.replace(".", "_") / name)
+        files[-1].write_text(write(rows), encoding="utf-8")
+    out = tmp_path / "report"
+    result = _cli("evaluate", "--datasets", *map(str, files), "--models", "default,ease,popularity", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    table = (out / "datasets.md").read_text(encoding="utf-8")
+    for file in files:
+        for model in ("default", "ease", "popularity"):
+            assert f"| {file.name} | stratified 75%/25% by item, seed 42 | {model} |" in table
+    assert "leave-last-out" not in table  # several data sets: the protocol asked for only
+    assert table.count("EASE l2") == len(files)  # what the default chose, per data set
+
+    single = _cli("evaluate", "--datasets", str(files[0]), "--models", "default_untuned,als", "--out", str(out))
+    assert single.returncode == 0, single.stderr
+    assert f"| {files[0].name} | leave-last-out | als | " in single.stdout
+    assert f"| {files[0].name} | leave-last-out | default_untuned | " in single.stdout

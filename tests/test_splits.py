@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.ml.splits import stratified_split, temporal_split
+from recommender.ml.splits import leave_last_out, stratified_split, temporal_split
 
 
 def lf_stratified_split(data: pd.DataFrame, ratio: float, by: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -159,3 +159,16 @@ def test_missing_columns_are_named() -> None:
         stratified_split(pd.DataFrame({"user_id": [1], "item_id": [2]}), by="title")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ratio"):
         stratified_split(pd.DataFrame({"user_id": [1], "item_id": [2]}), 1.0)
+
+
+def test_leave_last_out_tests_each_users_latest_row_only() -> None:
+    df = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1, 2, 2, 3],
+            "item_id": [10, 11, 12, 10, 13, 11],
+            "timestamp": [5, 9, 7, 3, 3, 1],  # user 2's rows tie in time: the larger item is the later
+        }
+    )
+    train, test = leave_last_out(df)
+    assert sorted(zip(test.user_id, test.item_id, strict=True)) == [(1, 11), (2, 13)]
+    assert len(train) + len(test) == len(df) and 3 in set(train.user_id)  # a single row stays in train

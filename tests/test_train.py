@@ -52,6 +52,23 @@ def test_the_run_records_its_data_metrics_and_beats_popularity(sample_warehouse:
     assert metrics["default"]["precision"] > metrics["popularity"]["precision"]
 
 
+def test_the_run_parameters_show_what_the_tuning_chose(sample_warehouse: pipeline.Summary) -> None:
+    ((parameters, timings),) = query(
+        sample_warehouse.target,
+        "select parameters, timings from predictions.model_runs where model = 'default' order by started_at limit 1",
+    )
+    tuning = parameters["tuning"]
+    chosen = tuning["chosen"]
+    assert tuning["validation"]["users"] > 0 and tuning["trials"][0]["component"] == "ease"
+    assert set(tuning["space"]) >= {"ease", "als", "als_share"}
+    total = parameters["weights"].get("ease", 0) + parameters["weights"].get("als", 0)
+    for name, share in (("ease", 1 - chosen["als_share"]), ("als", chosen["als_share"])):
+        assert parameters["weights"].get(name, 0) == pytest.approx(total * share)
+        if share > 0:  # the published model is built from the chosen settings
+            assert parameters["models"][name] == chosen[name]
+    assert parameters["tune"]["validation"] == "auto" and "tune" in timings
+
+
 def _current(summary: pipeline.Summary) -> tuple[str, list[tuple]]:
     rows = query(
         summary.target,

@@ -34,13 +34,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # imported here, not at the top: only this command needs matplotlib and the MovieLens reader
     import pandas as pd
 
-    from recommender.ml import data, evaluate, movielens
+    from recommender.ml import data, evaluate, movielens, sweep
     from recommender.ml import report as report_tables
 
     started = time.perf_counter()
-    split = args.split or ("stratified" if args.movielens else "temporal")
-    by = args.by or ("item" if args.movielens and split == "stratified" else "user")
+    files = args.movielens or args.datasets
+    split = args.split or ("stratified" if files else "temporal")
+    by = args.by or ("item" if files and split == "stratified" else "user")
+    protocol = evaluate.Protocol(split=split, by=by, ratio=args.ratio, seed=args.seed, k=args.k)
     names = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else list(MODELS)
+    if args.datasets:
+        if args.movielens or args.truth:
+            raise InvalidArgumentError(
+                "--datasets reads its own files and has no simulated tastes: drop --movielens and --truth"
+            )
+        swept = sweep.sweep(args.datasets, protocol, args.out, names if args.models else sweep.SWEEP_MODELS)
+        print(report_tables.markdown_table(swept.results))
+        for (data, where), summary in swept.tunings.items():
+            print(f"{data}, {where}: {summary}")
+        print(
+            f"evaluated {len(args.datasets)} data sets in {time.perf_counter() - started:.1f} s; table: {swept.md_path}"
+        )
+        return 0
     truth = title_features = None
     if args.movielens:
         if args.truth:
@@ -60,7 +75,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate.run(
         interactions,
         names,
-        evaluate.Protocol(split=split, by=by, ratio=args.ratio, seed=args.seed, k=args.k),
+        protocol,
         source=source,
         title="MovieLens evaluation" if args.movielens else "Warehouse evaluation",
         out_dir=args.out,
@@ -101,9 +116,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="MovieLens ratings: file, folder, zip or RecBole wheel (default: the warehouse's interactions)",
     )
     ev.add_argument(
+        "--datasets",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="ratings files (any --movielens layout): one table of the default (tuned and not), each component and"
+        " popularity on every file; with one file, leave-last-out is run on it too (default: none)",
+    )
+    ev.add_argument(
         "--split",
-        choices=("stratified", "temporal"),
-        help="how to split (default: stratified for MovieLens, else temporal)",
+        choices=("stratified", "temporal", "leave_last"),
+        help="how to split (default: stratified for MovieLens and --datasets, else temporal); leave_last: each"
+        " user's latest interaction tests",
     )
     ev.add_argument(
         "--by",

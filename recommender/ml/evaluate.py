@@ -45,6 +45,7 @@ RESULT_COLUMNS = (
     "recommend_s",
     "users",
 )
+SPLITS = ("stratified", "temporal", "leave_last")
 TASTE_CHUNK_USERS = 2000  # users x titles affinities computed at once: 2000 x 6k titles x 4 bytes = 48 MB
 
 
@@ -66,20 +67,24 @@ def evaluate_models(
     Returns one row per model, in the order given, with the columns of ``RESULT_COLUMNS``:
     precision, recall, ndcg, map (at ``k``), coverage, avg_popularity, popularity_lift,
     head_share (see ``metrics.popularity_bias``), fit_s, recommend_s (wall-clock seconds)
-    and users (test users scored). ``score``, given each model's recommendations
+    and users (test users scored); ``attrs["tuning"]`` maps each self-tuning model to what its tuning
+    tried and chose (``params["tuning"]``). ``score``, given each model's recommendations
     (user_id, item_id, score, rank), adds the columns it returns (e.g. a taste score).
     """
     for frame, name in ((train, "train"), (test, "test")):
         missing = [c for c in ("user_id", "item_id") if c not in frame.columns]
         if missing:
             raise InvalidArgumentError(f"{name} needs columns user_id, item_id; missing: {', '.join(missing)}")
-    interactions = train[["user_id", "item_id"]].assign(
+    # timestamps, where there are any, let the self-tuning default validate on each user's latest interactions
+    kept = ["user_id", "item_id", *(["timestamp"] if "timestamp" in train.columns else [])]
+    interactions = train[kept].assign(
         weight=train["weight"].to_numpy(dtype=np.float32) if "weight" in train.columns else np.float32(1.0)
     )
     truth = test[["user_id", "item_id"]]
     users = pd.unique(truth["user_id"])
     n_items = pd.concat([train["item_id"], test["item_id"]]).nunique()
     rows = []
+    tunings: dict[str, dict] = {}  # what each self-tuning model tried and chose
     with progress.Bar(len(models), "evaluating", "models", every_s=0) as counter:  # in a log, a line per model
         for name, factory in models.items():
             model = factory()
@@ -88,6 +93,8 @@ def evaluate_models(
             fitted = time.perf_counter()
             recs = model.recommend(users, k=k, exclude_seen=True)
             recommended = time.perf_counter()
+            if "tuning" in model.params:
+                tunings[name] = model.params["tuning"]
             rows.append(
                 {
                     "model": name,
@@ -106,25 +113,30 @@ def evaluate_models(
             )
             counter.update(note=f"{name}: fit {fitted - started:.1f} s, recommend {recommended - fitted:.1f} s")
     extra = [column for column in rows[0] if column not in RESULT_COLUMNS] if rows else []
-    return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
+    results = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
+    results.attrs["tuning"] = tunings
+    return results
 
 
 def model_factories(
-    names: Iterable[str], features: pd.DataFrame | None = None
+    names: Iterable[str], features: pd.DataFrame | None = None, validation: str | None = None
 ) -> tuple[dict[str, Callable[[], Recommender]], dict[str, str]]:
     """Factories of new models ``build_model(name)`` for ``evaluate_models``, and the names skipped, with why.
 
     ``features`` (item features indexed by item id) go to the models whose constructor
     takes ``features``; a model that cannot be built as asked (the content model without
-    features) is skipped with its error message rather than stopping the evaluation.
+    features) is skipped with its error message rather than stopping the evaluation. ``validation``
+    (temporal or random) goes to the models that tune themselves: they validate the way the test is split.
     """
     factories: dict[str, Callable[[], Recommender]] = {}
     skipped: dict[str, str] = {}
     for name in names:
         if name not in MODELS:
             raise InvalidArgumentError(f"unknown model {name!r}; choose among: {', '.join(MODELS)}")
-        takes_features = "features" in inspect.signature(MODELS[name]).parameters
-        params = {"features": features} if takes_features and features is not None else {}
+        takes = inspect.signature(MODELS[name]).parameters
+        params = {"features": features} if "features" in takes and features is not None else {}
+        if "validation" in takes and validation is not None:
+            params["validation"] = validation
         try:
             build_model(name, **params)  # building is cheap; it checks the parameters
         except ValueError as exc:
@@ -212,7 +224,7 @@ def _best_mean(liking: np.ndarray, users: pd.Index, titles: pd.Index, seen: pd.D
 class Protocol:
     """How to split and score; the defaults are LF Recommenders' MovieLens protocol."""
 
-    split: str = "stratified"  # or "temporal"
+    split: str = "stratified"  # or "temporal", or "leave_last" (each user's latest interaction tests; by user)
     by: str = "item"  # stratify (or order) per item or per user
     ratio: float = 0.75  # train share of each group
     seed: int = 42  # of the stratified split
@@ -224,15 +236,25 @@ class Protocol:
             return splits.stratified_split(interactions, self.ratio, by=self.by, seed=self.seed)
         if self.split == "temporal":
             return splits.temporal_split(interactions, self.ratio, by=self.by)
-        raise InvalidArgumentError(f"split must be stratified or temporal, not {self.split!r}")
+        if self.split == "leave_last":
+            return splits.leave_last_out(interactions)
+        raise InvalidArgumentError(f"split must be one of {', '.join(SPLITS)}, not {self.split!r}")
+
+    @property
+    def validation(self) -> str:
+        """How a self-tuning model should carve its validation part: as this protocol carves the test."""
+        return "random" if self.split == "stratified" else "temporal"
 
     def describe(self, source: str, train: pd.DataFrame, test: pd.DataFrame) -> str:
         """A paragraph saying what was evaluated how, for the report."""
         data = pd.concat([train[["user_id", "item_id"]], test[["user_id", "item_id"]]])
         ratio, by = self.ratio, self.by
         how = (
-            f"random {ratio:.0%}/{1 - ratio:.0%} split stratified by {by} (LF Recommenders' python_stratified_split,"
-            f" seed {self.seed})"
+            "leave-last-out: each user's latest interaction (by timestamp) tests, the earlier ones train"
+            " (users with one interaction only train)"
+            if self.split == "leave_last"
+            else f"random {ratio:.0%}/{1 - ratio:.0%} split stratified by {by}"
+            f" (LF Recommenders' python_stratified_split, seed {self.seed})"
             if self.split == "stratified"
             else f"temporal split per {by}: the earliest {ratio:.0%} of each {by}'s interactions train, the latest"
             f" {1 - ratio:.0%} test (LF Recommenders' python_chrono_split)"
@@ -274,7 +296,7 @@ def run(
     ``title_features`` (``marts.ml_title_features``) the taste score is added.
     """
     train, test = protocol.apply(interactions)
-    factories, skipped = model_factories(names, features)
+    factories, skipped = model_factories(names, features, protocol.validation)
 
     def taste(recs: pd.DataFrame) -> dict[str, float]:
         return {"taste": taste_score(recs, truth, title_features, protocol.k, seen=train)}

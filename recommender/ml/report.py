@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +55,7 @@ def write_report(results: pd.DataFrame, out_dir: str | Path, title: str, protoco
         "",
         f"![{title}]({png_path.name})",
         "",
+        *tuning_section(results.attrs.get("tuning", {})),
         "## For context: LF Recommenders' published MovieLens 100k figures",
         "",
         "Their figures, not ours: from microsoft/recommenders' benchmark notebook (75/25 split stratified by item,"
@@ -63,6 +66,35 @@ def write_report(results: pd.DataFrame, out_dir: str | Path, title: str, protoco
     ]
     md_path.write_text("\n".join(text), encoding="utf-8")
     return md_path, png_path
+
+
+def tuning_summary(tuning: dict[str, Any]) -> str:
+    """One line saying what a self-tuning model chose (``params["tuning"]``), and on what evidence."""
+    chosen, validation = tuning["chosen"], tuning.get("validation", {})
+    ease, als = chosen["ease"], chosen["als"]
+    scores = validation.get("ndcg@10", {})
+    evidence = (
+        f"; validation nDCG@10 blend {scores['blend']:.4f}, EASE {scores['ease']:.4f}, ALS {scores['als']:.4f}"
+        f" on {validation['users']:,} users"
+        if scores
+        else "; no validation (too little data): the defaults"
+    )
+    return (
+        f"EASE l2 {ease['l2']:g}, exponents user {ease['user_exponent']:g} item {ease['item_exponent']:g};"
+        f" ALS regularization {als['regularization']:g}, alpha {als['alpha']:g}, {als['factors']} factors;"
+        f" ALS share {chosen['als_share']:.2f}{evidence}; {len(tuning['trials'])} trials"
+        f" ({tuning['max_trials']} at most beyond the defaults, budget {tuning['budget_s']:.2f} s)"
+    )
+
+
+def tuning_section(tunings: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: what each self-tuning model searched and chose (none without one)."""
+    if not tunings:
+        return []
+    lines = ["## What the self-tuning models chose", ""]
+    for name, tuning in tunings.items():
+        lines += [f"- {name}: {tuning_summary(tuning)}. Search space: `{json.dumps(tuning['space'])}`"]
+    return [*lines, ""]
 
 
 def _plot(results: pd.DataFrame, title: str, path: Path) -> None:

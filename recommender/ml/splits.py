@@ -7,7 +7,8 @@ hold out the rest, so every user keeps some history and is tested on the rest:
   ``python_stratified_split`` (microsoft/recommenders, ``recommenders/datasets/python_splitters.py``)
   for the same seed, so figures are comparable with the ones they publish;
 - ``temporal_split``: the earliest share per group for training, the latest for testing
-  (their ``python_chrono_split``), ties in time broken deterministically.
+  (their ``python_chrono_split``), ties in time broken deterministically;
+- ``leave_last_out``: each user's latest interaction for testing, the rest for training.
 
 A group of ``n`` rows keeps ``round(ratio * n)`` rows for training, rounded half to even
 as numpy rounds (ratio 0.75: 1 row -> 1 train, 0 test; 2 -> 2, 0; 3 -> 2, 1; 4 -> 3, 1;
@@ -76,6 +77,26 @@ def temporal_split(
     group_col = _check(df, ratio, by, [user_col, item_col, time_col], user_col, item_col)
     other_col = item_col if by == "user" else user_col
     return _split(df, ratio, [df[group_col].to_numpy(), df[time_col].to_numpy(), df[other_col].to_numpy()])
+
+
+def leave_last_out(
+    df: pd.DataFrame, *, time_col: str = "timestamp", user_col: str = "user_id", item_col: str = "item_id"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's latest row in test, the earlier ones in train; a user with a single row stays in train.
+
+    Rows of a user with equal times are ordered by item, then by their position in ``df``,
+    as in ``temporal_split``; the test row is the last in that order.
+    """
+    _check(df, 0.5, "user", [user_col, item_col, time_col], user_col, item_col)
+    keys = pd.DataFrame(
+        {"user": df[user_col].to_numpy(), "time": df[time_col].to_numpy(), "item": df[item_col].to_numpy()}
+    )
+    order = keys.sort_values(["user", "time", "item"], kind="stable").index.to_numpy()
+    users = keys["user"].iloc[order].reset_index(drop=True)
+    grouped = users.groupby(users, sort=False, dropna=False)
+    last = (grouped.cumcount(ascending=False).to_numpy() == 0) & (grouped.transform("size").to_numpy() > 1)
+    rows = df.iloc[order]
+    return rows[~last], rows[last]
 
 
 def _check(df: pd.DataFrame, ratio: float, by: str, needed: Sequence[str], user_col: str, item_col: str) -> str:

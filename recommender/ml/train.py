@@ -3,8 +3,10 @@
 Reads ``marts.ml_interactions`` (weight = confidence) and ``marts.ml_title_features``
 with pandas (through a database connection, or through the HTTP API: ``train --api``),
 evaluates the model on a temporal holdout (each user's latest 20 % of titles) beside the
-popularity baseline, refits on everything, recommends top-k to every user in ``core.users``
-(users without history get the popular titles), explains each recommendation, and
+popularity baseline, refits on everything (the self-tuning default chooses its settings
+first, on every interaction, and the run's parameters record the choice), recommends
+top-k to every user in ``core.users`` (users without history get the popular titles),
+explains each recommendation, and
 publishes the run atomically (``recommender.ml.publish``, through the connection or the
 API's ``/runs`` endpoints). A failure at any step marks the run failed and leaves the
 current recommendations as they were.
@@ -25,7 +27,7 @@ from psycopg2.extensions import connection
 
 from recommender.errors import NotFoundError
 from recommender.ml import publish
-from recommender.ml.algorithms import DEFAULT_MODEL, Recommender
+from recommender.ml.algorithms import DEFAULT_MODEL, Recommender, TunedBlend
 from recommender.ml.data import ReadTable, content_features, table_reader, title_features, warehouse_interactions
 from recommender.ml.evaluate import Protocol, evaluate_models, model_factories
 from recommender.ml.reasons import explain
@@ -123,15 +125,22 @@ def train(
         genre_names = reader("core.genres", None).set_index("genre_id")["genre_name"]
         snapshot = _snapshot(interactions, users, features, _latest_written(conn, read, schema_suffix))
     factories, _ = model_factories([model, "popularity"], features)
-    factory = factories[model]
-    run_id = runs.start_run(model, factory().params, snapshot)
+    chosen = factories[model]()
+    if isinstance(chosen, TunedBlend):  # tuned before the run starts, so that its parameters say what was chosen
+        with _timed(timings, "tune", f"{model}'s settings on a validation split"):
+            chosen.tune(interactions)
+    run_id = runs.start_run(model, chosen.params, snapshot)
     try:
         metrics: dict[str, Any] = {}
         if holdout:
             with _timed(timings, "evaluate", f"{model} and popularity on a temporal holdout"):
                 metrics = _holdout_metrics(interactions, factories)
         with _timed(timings, "fit", f"{model} on every interaction"):
-            fitted = factory().fit(interactions[["user_id", "item_id", "weight"]])
+            fitted = (
+                chosen.fit_chosen(interactions)
+                if isinstance(chosen, TunedBlend)
+                else chosen.fit(interactions[["user_id", "item_id", "weight"]])
+            )
         with _timed(timings, "recommend", f"top {k} for {len(users):,} users"):
             recs = fitted.recommend(users, k=k, exclude_seen=True)
         with _timed(timings, "explain", "a reason per recommendation"):

@@ -11,6 +11,7 @@ them too, and then also recommends from the catalogue to users with little histo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from recommender.ml.algorithms.content import Content
 from recommender.ml.algorithms.ease import EASE
 from recommender.ml.algorithms.itemknn import ItemKNN
 from recommender.ml.algorithms.popularity import Popularity
+from recommender.ml.algorithms.tuning import MAX_TUNE_USERS, TunedBlend
 
 # Chosen on validation splits carved from the ML-100k training part only (LF's item-stratified
 # 75/25 split of the 75 % train, seeds 7, 8 and 9; the test split only gave the final figures), by nDCG@10:
@@ -42,25 +44,68 @@ DEFAULT_WEIGHTS = {"ease": 0.4, "als": 0.8, "content": 0.5}
 CONTENT_SHRINK = 5.0  # the content model's weight halves at 5 watched titles
 
 
-def default_model(features: pd.DataFrame | None = None, **overrides: Any) -> Blend:
-    """EASE blended with ALS, plus the content model (fading with history) when ``features`` are given."""
-    models: dict[str, Recommender] = {
-        "ease": EASE(**overrides.get("ease", {})),
-        "als": ALS(**overrides.get("als", {})),
-    }
-    if features is not None:
-        models["content"] = Content(features, **overrides.get("content", {}))
-    unknown = set(overrides.get("weights", {})) - set(models)
+def default_model(
+    features: pd.DataFrame | None = None,
+    *,
+    tune: bool = True,
+    validation: str = "auto",
+    budget_s: float | None = None,
+    max_trials: int = 12,
+    max_tune_users: int = MAX_TUNE_USERS,
+    **overrides: Any,
+) -> Blend:
+    """EASE blended with ALS, plus the content model (fading with history) when ``features`` are given.
+
+    With ``tune`` (the default) the blend chooses EASE's and ALS's settings and their weights
+    on a validation split of the data it is fitted on (``validation``: temporal, random, or auto:
+    temporal where the data has timestamps), within ``budget_s`` seconds and
+    ``max_trials`` trials (``recommender.ml.algorithms.tuning``), starting from the settings
+    below and ``overrides``; ``tune=False`` keeps them fixed.
+    """
+    unknown = set(overrides.get("weights", {})) - {"ease", "als", *(["content"] if features is not None else [])}
     if unknown:
         raise InvalidArgumentError(
-            f"weights for components the default does not have: {sorted(unknown)}; it has {list(models)}"
+            f"weights for components the default does not have: {sorted(unknown)};"
+            f" it has {['ease', 'als', *(['content'] if features is not None else [])]}"
         )
-    weights = {name: overrides.get("weights", {}).get(name, DEFAULT_WEIGHTS[name]) for name in models}
-    return Blend(models, weights, history_shrink={"content": CONTENT_SHRINK} if features is not None else None)
+
+    def components(chosen: dict[str, tuple[dict[str, Any], float]]) -> tuple[dict[str, Recommender], dict[str, float]]:
+        """The blend's models and weights for ``chosen`` (name -> (parameters, weight)); weight 0 leaves one out."""
+        models: dict[str, Recommender] = {
+            name: kind(**chosen[name][0]) for name, kind in (("ease", EASE), ("als", ALS)) if chosen[name][1] > 0
+        }
+        weights = {name: chosen[name][1] for name in models}
+        if features is not None:
+            models["content"] = Content(features, **overrides.get("content", {}))
+            weights["content"] = overrides.get("weights", {}).get("content", DEFAULT_WEIGHTS["content"])
+        return models, weights
+
+    weight = overrides.get("weights", {})
+    models, weights = components(
+        {name: (overrides.get(name, {}), weight.get(name, DEFAULT_WEIGHTS[name])) for name in ("ease", "als")}
+    )
+    shrink = {"content": CONTENT_SHRINK} if features is not None else None
+    if not tune:
+        return Blend(models, weights, history_shrink=shrink)
+    if not {"ease", "als"} <= set(models):
+        raise InvalidArgumentError(
+            "the self-tuning default shares the weight between EASE and ALS itself: to leave one out, tune=False"
+        )
+    return TunedBlend(
+        models,
+        weights,
+        shrink,
+        components,
+        validation=validation,
+        budget_s=budget_s,
+        max_trials=max_trials,
+        max_tune_users=max_tune_users,
+    )
 
 
 MODELS: dict[str, Callable[..., Recommender]] = {
     "default": default_model,
+    "default_untuned": functools.partial(default_model, tune=False),
     "popularity": Popularity,
     "ease": EASE,
     "als": ALS,
@@ -78,4 +123,4 @@ def build_model(name: str | None = None, **params: Any) -> Recommender:
     return MODELS[name](**params)
 
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "Blend", "Recommender", "build_model", "default_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "Blend", "Recommender", "TunedBlend", "build_model", "default_model"]

@@ -58,6 +58,12 @@ class Blend(Recommender):
         for model in self.models.values():
             self.extend_items(model.item_index.difference(self.item_index, sort=False))
         self.columns = {name: self.item_index.get_indexer(model.item_index) for name, model in self.models.items()}
+        # a component over the blend's own items in its order needs no placing: a scatter over every
+        # column costs more than the component's scores on a large catalogue
+        self.in_place = {
+            name: len(columns) == len(self.item_index) and bool((columns == np.arange(len(columns))).all())
+            for name, columns in self.columns.items()
+        }
         return self
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
@@ -70,8 +76,11 @@ class Blend(Recommender):
             columns = self.columns[name]
             own = model.matrix[rows]
             scores = standardize(np.asarray(model._scores(rows, own), dtype=np.float32))
-            placed = np.repeat(scores.min(axis=1, keepdims=True), len(self.item_index), axis=1)
-            placed[:, columns] = scores
+            if self.in_place[name]:
+                placed = scores
+            else:
+                placed = np.repeat(scores.min(axis=1, keepdims=True), len(self.item_index), axis=1)
+                placed[:, columns] = scores
             weight = self.params["weights"][name]
             if name in self.params["history_shrink"]:
                 shrink = self.params["history_shrink"][name]

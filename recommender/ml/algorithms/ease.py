@@ -1,7 +1,11 @@
 """EASE (Steck, 2019): a closed-form linear item-item model, ``B = I - P / diag(P)`` with ``P = (X'X + L)^-1``.
 
-One dense items x items inverse, so it suits catalogues up to some 20k items (the
-Netflix export has 5.8k titles: 130 MB in float32). Two optional refinements:
+One dense items x items inverse, whose cost grows with the cube of the catalogue. So
+beyond ``max_items`` items (default 6,000: the Netflix export's 5.8k titles stay whole)
+EASE works on the ``max_items`` items with the most interactions, in float32 (float64 up
+to ``FLOAT64_UP_TO`` items): a user's history on the other items is ignored, and those
+items score the row's minimum, below every kept item. A blend then ranks them by its
+other components. Two optional refinements:
 
 - ``dropout`` adds the emphasized denoising penalty of Steck's EDLAE (2020): the
   diagonal penalty grows with item popularity.
@@ -20,25 +24,31 @@ import scipy.sparse as sp
 from recommender.errors import InvalidArgumentError
 from recommender.ml.algorithms.base import Recommender
 
+MAX_ITEMS = 6000  # 6k x 6k float32: 144 MB a matrix, a Cholesky inverse in seconds
+FLOAT64_UP_TO = 3000  # small catalogues keep float64, as before the large-catalogue path
+
 
 def spd_inverse(matrix: np.ndarray) -> np.ndarray:
-    """The inverse of a symmetric positive definite ``matrix`` (float64), through its Cholesky factor.
+    """The inverse of a symmetric positive definite ``matrix`` (float32 or float64, kept), through its Cholesky factor.
 
     Some three times faster than ``np.linalg.inv`` (LU) here: the regularized Gram is SPD
     whenever ``l2`` > 0. Falls back to LU when the factorization fails (``l2`` = 0 and a
     singular Gram makes both fail; LU then raises ``LinAlgError``).
     """
-    factor, info = la.lapack.dpotrf(matrix, lower=False, clean=False)
+    potrf, potri = la.get_lapack_funcs(("potrf", "potri"), (matrix,))
+    factor, info = potrf(matrix, lower=False, clean=False)
     if info == 0:
-        inverse, info = la.lapack.dpotri(factor, lower=False)
+        inverse, info = potri(factor, lower=False, overwrite_c=True)
     if info != 0:
         return np.linalg.inv(matrix)
-    # dpotri fills the upper triangle only
-    return np.triu(inverse) + np.triu(inverse, 1).T
+    # potri fills the upper triangle only
+    upper = np.triu(inverse)
+    return upper + np.triu(upper, 1).T
 
 
 class EASE(Recommender):
-    """Parameters: ``l2`` (ridge penalty), ``dropout`` (0..1), ``user_exponent``, ``item_exponent``, ``binary``.
+    """Parameters: ``l2`` (ridge penalty), ``dropout`` (0..1), ``user_exponent``, ``item_exponent``, ``binary``,
+    ``max_items`` (the most items EASE models; see the module docstring).
 
     The defaults were chosen on ML-100k validation splits (see ``recommender.ml.algorithms``).
     """
@@ -50,36 +60,80 @@ class EASE(Recommender):
         user_exponent: float = 0.5,
         item_exponent: float = 0.25,
         binary: bool = True,
+        max_items: int = MAX_ITEMS,
     ) -> None:
         if not 0 <= dropout < 1:
             raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout}")
+        if max_items < 1:
+            raise InvalidArgumentError(f"max_items must be 1 or more, got {max_items}")
         super().__init__(
-            l2=l2, dropout=dropout, user_exponent=user_exponent, item_exponent=item_exponent, binary=binary
+            l2=l2,
+            dropout=dropout,
+            user_exponent=user_exponent,
+            item_exponent=item_exponent,
+            binary=binary,
+            max_items=max_items,
         )
+        self.kept: np.ndarray | None = None  # the modelled items' columns; None: all of them
 
     def _input(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        if self.kept is not None:
+            matrix = matrix[:, self.kept]
         if not self.params["binary"]:
             return matrix
         binary = matrix.copy()
         binary.data[:] = 1
         return binary
 
-    def _fit(self, matrix: sp.csr_matrix) -> None:
-        x = self._input(matrix).astype(np.float64)
+    def gram(self, matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, float]:
+        """The normalized Gram matrix of the modelled items (no penalty yet), their scales, and the penalty's scale.
+
+        Also chooses the modelled items (``kept``); ``solve`` turns the Gram into weights for
+        the current ``l2``, so a search over ``l2`` computes the Gram once.
+        """
+        interactions = np.diff(matrix.tocsc().indptr)
+        self.kept = None
+        if matrix.shape[1] > self.params["max_items"]:
+            self.kept = np.sort(np.argsort(-interactions, kind="stable")[: self.params["max_items"]])
+        dtype = (
+            np.float64 if (matrix.shape[1] if self.kept is None else len(self.kept)) <= FLOAT64_UP_TO else np.float32
+        )
+        x = self._input(matrix).astype(dtype)
         plain = np.asarray(x.multiply(x).sum(axis=0)).ravel()  # diagonal of X'X
         user_scale = np.power(np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1), -self.params["user_exponent"])
-        item_scale = np.power(np.maximum(plain, 1), -self.params["item_exponent"])
-        gram = (sp.diags(user_scale) @ x).T @ x
-        gram = ((gram + gram.T) / 2).toarray() * np.outer(item_scale, item_scale)
-        diagonal = np.diag_indices_from(gram)
+        item_scale = np.power(np.maximum(plain, 1), -self.params["item_exponent"]).astype(dtype)
+        gram = (sp.diags(user_scale.astype(dtype)) @ x).T @ x
+        gram = ((gram + gram.T) / 2).toarray()
+        gram *= item_scale[:, None]
+        gram *= item_scale[None, :]
+        scale = float(np.diag(gram).mean() / max(plain.mean(), 1e-12))  # keeps l2 on the scale of plain EASE
+        return gram, item_scale, scale
+
+    def solve(self, gram: np.ndarray, item_scale: np.ndarray, scale: float) -> None:
+        """Weights for the current ``l2`` and ``dropout`` from ``gram`` (which is left as it was)."""
         dropout = self.params["dropout"]
-        scale = gram[diagonal].mean() / max(plain.mean(), 1e-12)  # keeps l2 on the scale of plain EASE
-        gram[diagonal] += self.params["l2"] * scale + dropout / (1 - dropout) * gram[diagonal]
-        inverse = spd_inverse(gram)
+        penalty = self.params["l2"] * scale + dropout / (1 - dropout) * np.diag(gram)
+        diagonal = np.diag_indices_from(gram)
+        gram[diagonal] += penalty
+        try:
+            inverse = spd_inverse(gram)
+        finally:
+            gram[diagonal] -= penalty
         weights = inverse / -np.diag(inverse)
+        del inverse
         weights[diagonal] = 0
         # undo the item scaling: scores are X D^-b B D^b
-        self.weights = (weights * item_scale[:, None] / item_scale[None, :]).astype(np.float32)  # items x items
+        weights *= item_scale[:, None]
+        weights /= item_scale[None, :]
+        self.weights = weights.astype(np.float32, copy=False)  # modelled items x modelled items
+
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        self.solve(*self.gram(matrix))
 
     def _scores(self, rows: np.ndarray, matrix_rows: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(self._input(matrix_rows) @ self.weights)
+        scores = np.asarray(self._input(matrix_rows) @ self.weights)
+        if self.kept is None:
+            return scores
+        placed = np.repeat(scores.min(axis=1, keepdims=True), matrix_rows.shape[1], axis=1)
+        placed[:, self.kept] = scores
+        return placed
