@@ -24,6 +24,7 @@ from recommender.ml.algorithms.content import Content
 from recommender.ml.algorithms.ease import EASE
 from recommender.ml.algorithms.itemknn import ItemKNN
 from recommender.ml.algorithms.popularity import Popularity
+from recommender.ml.algorithms.spark_als import SparkALS
 
 # Chosen on validation splits carved from the ML-100k training part only (LF's item-stratified
 # 75/25 split of the 75 % train, seeds 7, 8 and 9; the test split only gave the final figures), by nDCG@10:
@@ -66,6 +67,7 @@ MODELS: dict[str, Callable[..., Recommender]] = {
     "als": ALS,
     "itemknn": ItemKNN,
     "content": Content,
+    "spark_als": SparkALS,  # the spark extra (make spark): MLlib ALS on a SparkSession
 }
 DEFAULT_MODEL = "default"
 

@@ -1,0 +1,71 @@
+"""dbt's ``spark`` target run in this process, so that dbt-spark's session method sees the lake's tables.
+
+``build_activity`` registers the lake in the process's SparkSession and runs ``dbt run --target spark
+--selector activity --full-refresh``: the staging views, core viewing events, ratings and users,
+``ml_interactions`` and ``user_activity_summary``, from the same SQL files as on PostgreSQL (where the
+dialects differ, ``macros/`` dispatch on the adapter). Tables land in the session's catalog
+(``core.*``, ``marts.*``) as Parquet under ``target/spark/warehouse``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from recommender.errors import UnavailableError
+from recommender.spark import lake
+from recommender.spark.session import SPARK_DIR
+from recommender.warehouse.targets import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ACTIVITY_MODELS = ("ml_interactions", "user_activity_summary")
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block (dbt reads its profile's variables from it)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def build_activity(spark: SparkSession, lake_dir: Path = lake.LAKE_DIR, *, target_dir: Path | None = None) -> int:
+    """Build the activity models on ``spark`` from the lake; the number of models built."""
+    from dbt.cli.main import dbtRunner
+
+    lake.register(spark, lake_dir)
+    target_dir = target_dir or SPARK_DIR / "dbt"
+    args = [
+        "run",
+        "--target",
+        "spark",
+        "--selector",
+        "activity",
+        "--full-refresh",
+        "--project-dir",
+        str(PROJECT_ROOT),
+        "--profiles-dir",
+        str(PROJECT_ROOT / "profiles"),
+        "--target-path",
+        str(target_dir),
+        "--log-path",
+        str(target_dir / "logs"),
+    ]
+    with _environment({"NETFLIX_APP_SCHEMA": "app"}):
+        result = dbtRunner().invoke(args)
+    if not result.success:
+        failed = [str(node.node.name) for node in (result.result or []) if node.status not in ("success", "pass")]
+        raise UnavailableError(f"dbt on Spark failed ({', '.join(failed) or result.exception}); see {target_dir}/logs")
+    return len(result.result)
