@@ -1,4 +1,4 @@
-"""The activity lake: the app's rows as date-partitioned Parquet, copied from PostgreSQL by the ``written_at`` watermark.
+"""The activity lake: the app's rows as date-partitioned Parquet, copied from PostgreSQL by ``written_at``.
 
 Layout under ``lake_dir`` (default ``target/spark/lake``)::
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-import pyarrow as pa
 import psycopg2
+import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg2 import sql
 from psycopg2.extensions import connection
@@ -103,7 +103,9 @@ def _read(
     each with the Arrow schema of the table's columns."""
     schema, name = table.name.split(".")
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns)) if table.columns else sql.SQL("*")
-    query = sql.SQL("select {} from {}.{} where {}").format(columns, sql.Identifier(schema), sql.Identifier(name), where)
+    query = sql.SQL("select {} from {}.{} where {}").format(
+        columns, sql.Identifier(schema), sql.Identifier(name), where
+    )
     with conn.cursor(name=f"lake_{name}") as cur:
         psycopg2.extensions.register_type(NUMERIC_AS_FLOAT, cur)
         cur.itersize = CHUNK_ROWS
@@ -122,7 +124,7 @@ def write_partitioned(frame: pd.DataFrame, lake_dir: Path, table: LakeTable, sch
     """Append ``frame`` (rows of ``table``, of Arrow ``schema`` when given) to the lake: a file per day, and the
     watermark moved to its newest row. An empty frame leaves a file with the columns only, so the table exists."""
     frame = frame.copy()
-    for column in frame.columns[frame.dtypes == object]:  # jsonb arrives as dicts; the lake keeps JSON text
+    for column in frame.select_dtypes(include="object").columns:  # jsonb arrives as dicts; the lake keeps JSON text
         if frame[column].map(lambda value: isinstance(value, dict)).any():
             frame[column] = frame[column].map(json.dumps)
     path = folder(lake_dir, table)
@@ -137,7 +139,8 @@ def write_partitioned(frame: pd.DataFrame, lake_dir: Path, table: LakeTable, sch
         empty.mkdir(parents=True)
         pq.write_table(rows.drop_columns([table.partition]), empty / name.format(i=0))
         return
-    pq.write_to_dataset(rows, path, partition_cols=[table.partition] if table.partition else None, basename_template=name)
+    partitions = [table.partition] if table.partition else None
+    pq.write_to_dataset(rows, path, partition_cols=partitions, basename_template=name)
     if table.partition is not None and len(frame):
         newest = pd.to_datetime(frame["written_at"], utc=True).max()
         old = _watermark(path)

@@ -48,14 +48,14 @@ class SparkALS(Recommender):
         )
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        from pyspark.ml.recommendation import ALS as MLlibALS
+        from pyspark.ml import recommendation
 
         spark = spark_session.get_session(self.params["master"])
         coo = matrix.tocoo()
         ratings = spark.createDataFrame(
             pd.DataFrame({"user": coo.row.astype(np.int32), "item": coo.col.astype(np.int32), "weight": coo.data})
         )
-        model = MLlibALS(
+        model = recommendation.ALS(
             rank=self.params["factors"],
             regParam=self.params["regularization"],
             alpha=self.params["alpha"],
