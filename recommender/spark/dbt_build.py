@@ -23,9 +23,6 @@ from recommender.warehouse.targets import PROJECT_ROOT
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-ACTIVITY_MODELS = ("ml_interactions", "user_activity_summary")
-
-
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """``os.environ`` with ``values`` set for the block (dbt reads its profile's variables from it)."""
@@ -68,4 +65,4 @@ def build_activity(spark: SparkSession, lake_dir: Path = lake.LAKE_DIR, *, targe
     if not result.success:
         failed = [str(node.node.name) for node in (result.result or []) if node.status not in ("success", "pass")]
         raise UnavailableError(f"dbt on Spark failed ({', '.join(failed) or result.exception}); see {target_dir}/logs")
-    return len(result.result)
+    return sum(1 for node in result.result if node.node.resource_type == "model")
