@@ -23,6 +23,7 @@ from recommender.warehouse.targets import PROJECT_ROOT
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """``os.environ`` with ``values`` set for the block (dbt reads its profile's variables from it)."""
