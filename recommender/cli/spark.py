@@ -14,7 +14,7 @@ from recommender.spark import lake, session
 def cmd_demo(args: argparse.Namespace) -> int:
     spark = session.get_session(args.master)
     with closing(warehouse().connect()) as conn:
-        print(spark_run.run(conn, spark, args.lake, k=args.k))
+        print(spark_run.run(conn, spark, args.lake, k=args.k, holdout=not args.no_holdout))
     return 0
 
 
@@ -37,6 +37,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--k", type=bounded(int, 1, 1000), default=20, help="recommendations per user, 1 to 1000")
     demo.add_argument("--lake", type=Path, default=lake.LAKE_DIR, help="the lake's folder")
+    demo.add_argument("--no-holdout", action="store_true", help="skip the temporal holdout: one fit, no metrics")
     demo.set_defaults(func=cmd_demo)
     export = spark_commands.add_parser("lake", help="copy the app's new rows into the lake (by written_at)")
     export.add_argument("--lake", type=Path, default=lake.LAKE_DIR, help="the lake's folder")

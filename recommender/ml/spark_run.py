@@ -62,11 +62,14 @@ def spark_reader(conn: connection, spark: SparkSession) -> ReadTable:
     return read
 
 
-def run(conn: connection, spark: SparkSession, lake_dir: Path = lake.LAKE_DIR, *, k: int = 20) -> SparkRun:
-    """Export new activity to the lake, build the activity models on ``spark``, train and publish ``spark_als``."""
+def run(
+    conn: connection, spark: SparkSession, lake_dir: Path = lake.LAKE_DIR, *, k: int = 20, holdout: bool = True
+) -> SparkRun:
+    """Export new activity to the lake, build the activity models on ``spark``, train and publish ``spark_als``
+    (evaluated on the temporal holdout first unless not ``holdout``)."""
     with progress.phase("spark", "lake", "new app rows into date-partitioned Parquet"):
         exported = lake.export(conn, lake_dir)
     with progress.phase("spark", "dbt", "the activity models on Spark (dbt --target spark)"):
         built = dbt_build.build_activity(spark, lake_dir)
-    trained = train(conn, "spark_als", k=k, read=spark_reader(conn, spark))
+    trained = train(conn, "spark_als", k=k, read=spark_reader(conn, spark), holdout=holdout)
     return SparkRun(exported, built, trained)
