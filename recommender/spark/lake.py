@@ -124,8 +124,11 @@ def write_partitioned(frame: pd.DataFrame, lake_dir: Path, table: LakeTable, sch
     """Append ``frame`` (rows of ``table``, of Arrow ``schema`` when given) to the lake: a file per day, and the
     watermark moved to its newest row. An empty frame leaves a file with the columns only, so the table exists."""
     frame = frame.copy()
-    for column in frame.select_dtypes(include="object").columns:  # jsonb arrives as dicts; the lake keeps JSON text
-        if frame[column].map(lambda value: isinstance(value, dict)).any():
+    for column in frame.columns:  # jsonb arrives as dicts; the lake keeps JSON text
+        if (
+            pd.api.types.is_object_dtype(frame[column])
+            and frame[column].map(lambda value: isinstance(value, dict)).any()
+        ):
             frame[column] = frame[column].map(json.dumps)
     path = folder(lake_dir, table)
     if table.partition is not None:
