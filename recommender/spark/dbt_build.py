@@ -9,9 +9,6 @@ dialects differ, ``macros/`` dispatch on the adapter). Tables land in the sessio
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,21 +19,6 @@ from recommender.warehouse.targets import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` set for the block (dbt reads its profile's variables from it)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def build_activity(spark: SparkSession, lake_dir: Path = lake.LAKE_DIR, *, target_dir: Path | None = None) -> int:
@@ -61,8 +43,7 @@ def build_activity(spark: SparkSession, lake_dir: Path = lake.LAKE_DIR, *, targe
         "--log-path",
         str(target_dir / "logs"),
     ]
-    with _environment({"NETFLIX_APP_SCHEMA": "app"}):
-        result = dbtRunner().invoke(args)
+    result = dbtRunner().invoke(args)
     if not result.success:
         failed = [str(node.node.name) for node in (result.result or []) if node.status not in ("success", "pass")]
         raise UnavailableError(f"dbt on Spark failed ({', '.join(failed) or result.exception}); see {target_dir}/logs")
