@@ -4,7 +4,7 @@
 --selector activity --full-refresh``: the staging views, core viewing events, ratings and users,
 ``ml_interactions`` and ``user_activity_summary``, from the same SQL files as on PostgreSQL (where the
 dialects differ, ``macros/`` dispatch on the adapter). Tables land in the session's catalog
-(``core.*``, ``marts.*``) as Parquet under ``target/spark/warehouse``.
+(``core.*``, ``marts.*``) as Parquet in the session's warehouse folder (``recommender.spark.session``).
 """
 
 from __future__ import annotations
