@@ -228,8 +228,11 @@ def extrapolate(table: dict[int, dict[str, tuple[float, int]]], events: dict[int
     per_user = events[large] / large
     target_events = 100_000_000 * per_user
     print(f"extrapolation: 100M users x {per_user:.0f} events = {target_events / 1e9:.1f}G events")
-    for name in table[large]:
+    for name in (name for name in table[large] if not name.endswith("_startup")):  # a fixed cost, no slope
         slope = (table[large][name][0] - table[small][name][0]) / (events[large] - events[small])
+        if slope <= 0:  # the larger size was not slower: noise (or fixed cost) hides the slope
+            print(f"extrapolated_{name}_100M_users: no measurable slope between {small} and {large} users")
+            continue
         fixed = table[large][name][0] - slope * events[large]
         seconds = fixed + slope * target_events
         print(f"extrapolated_{name}_100M_users: {seconds / 3600:.1f} h (slope {slope * 1e6:.2f} s per M events)")
