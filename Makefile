@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+SPARK_INSTALLED := $(VENV)/.spark-installed  # the optional spark extra (make spark)
 RAW_DATA_DIR ?=
 PORT ?= 8000
 
-.PHONY: run test test-fast serve dsn psql pgadmin stop docs docs-serve lint bench sample clean
+.PHONY: run test test-fast serve dsn psql pgadmin stop docs docs-serve lint bench sample clean spark spark-demo
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,15 @@ bench: $(INSTALLED)  ## seed, activity, ML-100k accuracy, ALS fit, publish and A
 	$(BIN)/python bench/publish_speed.py
 	$(BIN)/python bench/api_speed.py  # needs wrk: apt-get install wrk
 	$(BIN)/python bench/api_memory.py
+
+$(SPARK_INSTALLED): $(INSTALLED)
+	$(BIN)/pip install --disable-pip-version-check --progress-bar off --editable '.[dev,spark]'
+	touch $@
+
+spark: $(SPARK_INSTALLED)  ## install the optional Spark engine (dbt-spark, pyspark; needs Java 17+) into .venv
+
+spark-demo: $(SPARK_INSTALLED)  ## the activity models on Spark from the warehouse's events, Spark ALS, a published run
+	$(BIN)/python -m recommender spark demo
 
 sample: $(INSTALLED)  ## regenerate the committed sample export and the ISO 3166 reference seed
 	$(BIN)/python -m recommender sample

@@ -2,6 +2,7 @@
 
 - ``warehouse``: the PostgreSQL server, targets, dbt, loading and checking the export, access, the sample;
 - ``activity``: users and their activity in schema ``app`` (validated writes, reads) and the simulator;
+- ``spark`` (beside ``activity``; the spark extra): a SparkSession, the activity lake, dbt's spark target, a cluster;
 - ``ml``: algorithms, data, splits, metrics, evaluation, training and publishing recommendations;
 - ``refresh``: the all-or-nothing rebuild of the warehouse, which uses all three;
 - ``api`` (the HTTP API) and ``cli`` (``python -m recommender``) on top.
@@ -19,6 +20,10 @@ import importlib.util
 import sys
 import types
 import warnings
+
+# With the spark extra installed, pandera imports pyspark.pandas, which warns at import that pyspark 4.3 does not
+# fully support pandas 3: every command would print it. What we hand Spark (Arrow transfers) is tested.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 MOVED = {
     "models": "ml.algorithms",

@@ -14,7 +14,17 @@ from recommender.warehouse.targets import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "recommender"
 # each subpackage may import the ones of a lower rank, never one of a higher (api and cli are both on top)
-RANKS = {"errors": 0, "warehouse": 1, "activity": 2, "ml": 3, "refresh": 4, "experiments": 4, "api": 5, "cli": 6}
+RANKS = {
+    "errors": 0,
+    "warehouse": 1,
+    "activity": 2,
+    "spark": 2,
+    "ml": 3,
+    "refresh": 4,
+    "experiments": 4,
+    "api": 5,
+    "cli": 6,
+}
 MAX_LINES = 400
 # a definition of the schema; statements on objects named at run time (a person's login, a run's partition, a
 # generation's schemas) are composed with psycopg2.sql, which quotes the names, and are not definitions

@@ -9,6 +9,15 @@ import pytest
 from recommender.ml.algorithms import MODELS, Blend, build_model
 from recommender.ml.algorithms.base import top_k
 from recommender.ml.algorithms.content import Content
+from recommender.spark.session import missing as spark_missing
+
+# spark_als runs where Spark can (the spark extra and Java), in the process's one SparkSession
+EVERY_MODEL = [
+    pytest.param(name, marks=pytest.mark.skipif(bool(spark_missing()), reason=str(spark_missing())))
+    if name == "spark_als"
+    else name
+    for name in MODELS
+]
 
 FEATURES = pd.DataFrame(
     {
@@ -35,7 +44,7 @@ def _build(name: str):
     return build_model(name, features=FEATURES) if name in ("default", "content") else build_model(name)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", EVERY_MODEL)
 def test_every_model_recommends_k_unseen_items_ranked_from_one(name: str) -> None:
     interactions = _two_tastes()
     users = interactions["user_id"].unique()
@@ -61,7 +70,7 @@ def test_collaborative_models_recommend_the_users_own_kind(name: str) -> None:
     assert np.mean([item in kinds[user] for user, item in top.items()]) > 0.9
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", EVERY_MODEL)
 def test_unknown_users_get_the_most_popular_items_not_an_exception(name: str) -> None:
     interactions = pd.DataFrame(
         {"user_id": [1, 2, 3, 3, 4], "item_id": ["a", "a", "a", "b", "c"], "weight": [1.0, 1, 1, 1, 1]}

@@ -1,5 +1,5 @@
 {{ config(
-    materialized='incremental',
+    materialized=activity_materialization(),
     unique_key='user_id',
     on_schema_change='fail',
 ) }}

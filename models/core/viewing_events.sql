@@ -1,5 +1,5 @@
 {{ config(
-    materialized='incremental',
+    materialized=activity_materialization(),
     unique_key='event_id',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['written_at']}, {'columns': ['user_id']}],

@@ -1,6 +1,6 @@
 -- the content_id index serves the API's similar titles (the viewers of one title)
 {{ config(
-    materialized='incremental',
+    materialized=activity_materialization(),
     incremental_strategy='delete+insert',
     unique_key='user_id',
     on_schema_change='fail',
@@ -81,7 +81,7 @@ rated as (
         content_id,
         count(*) as rating_count,
         sum(rating) as rating_sum,
-        (array_agg(rating order by rated_at desc, rating_id desc))[1] as latest_rating,
+        {{ latest_value('rating', ['rated_at', 'rating_id']) }} as latest_rating,
         max(rated_at) as last_rated_at,
         max(written_at) as last_written_at
     from user_ratings
@@ -110,7 +110,7 @@ pairs as (
 scored as (
     select
         *,
-        extract(epoch from max(last_watched_at) over (partition by user_id) - last_watched_at)
+        {{ seconds_between('last_watched_at', 'max(last_watched_at) over (partition by user_id)') }}
         / 86400 as days_since_last_view
     from pairs
 ),
@@ -130,15 +130,13 @@ final as (
         last_watched_at,
         last_rated_at,
         greatest(last_watched_at, last_rated_at) as last_interaction_at,
-        round(days_since_last_view::numeric, 2)::numeric(10, 2) as days_since_last_view,
-        round(
-            (
-                1
-                + coalesce(4 * ln(1 + engagement) * (0.5 + 0.5 * power(0.5, days_since_last_view / 30)), 0)
-                + coalesce((latest_rating - 1) / 2.0, 0)
-            )::numeric,
+        {{ round_half_up('days_since_last_view', 2) }}::numeric(10, 2) as days_since_last_view,
+        {{ round_half_up(
+            '1
+            + coalesce(4 * ln(1 + engagement) * (0.5 + 0.5 * power(0.5, days_since_last_view / 30)), 0)
+            + coalesce((latest_rating - 1) / 2.0, 0)',
             4
-        )::numeric(10, 4) as confidence,
+        ) }}::numeric(10, 4) as confidence,
         last_written_at
     from scored
 )

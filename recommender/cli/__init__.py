@@ -11,7 +11,7 @@ import sys
 
 import psycopg2
 
-from recommender.cli import access, activity, api, experiment, ml, warehouse
+from recommender.cli import access, activity, api, experiment, ml, spark, warehouse
 from recommender.errors import WarehouseError
 from recommender.warehouse import progress
 
@@ -49,7 +49,7 @@ def plain(text: str) -> str:
 def parser() -> argparse.ArgumentParser:
     root = Parser(prog="python -m recommender", description=plain(__doc__))
     commands = root.add_subparsers(dest="command", required=True)
-    for group in (warehouse, access, activity, experiment, ml, api):
+    for group in (warehouse, access, activity, experiment, ml, spark, api):
         group.add_commands(commands)
     return root
 

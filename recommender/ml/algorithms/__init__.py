@@ -25,6 +25,7 @@ from recommender.ml.algorithms.content import Content
 from recommender.ml.algorithms.ease import EASE
 from recommender.ml.algorithms.itemknn import ItemKNN
 from recommender.ml.algorithms.popularity import Popularity
+from recommender.ml.algorithms.spark_als import SparkALS
 from recommender.ml.algorithms.tuning import MAX_TUNE_USERS, TunedBlend
 
 # Chosen on validation splits carved from the ML-100k training part only (LF's item-stratified
@@ -111,6 +112,7 @@ MODELS: dict[str, Callable[..., Recommender]] = {
     "als": ALS,
     "itemknn": ItemKNN,
     "content": Content,
+    "spark_als": SparkALS,  # the spark extra (make spark): MLlib ALS on a SparkSession
 }
 DEFAULT_MODEL = "default"
 

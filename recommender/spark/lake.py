@@ -1,0 +1,174 @@
+"""The activity lake: the app's rows as date-partitioned Parquet, copied from PostgreSQL by ``written_at``.
+
+Layout under ``lake_dir`` (default ``target/spark/lake``)::
+
+    app/viewing_events/event_date=2026-01-31/part-<batch>.parquet   rows of each export, by the day they happened
+    app/ratings/rated_date=.../                                      likewise
+    app/users/, marts/catalogue/                                     snapshots, rewritten whole each export
+
+``export`` appends only the rows written after the newest one already in the lake (the watermark
+dbt's incremental models use too), so repeated exports move each row once; a writer that deletes
+activity (``simulate --replace``) needs ``export(..., full=True)``. At scale a writer can write these
+folders directly (``write_partitioned``), skipping PostgreSQL. ``register`` makes the folders tables
+of a SparkSession under the names dbt's sources use (``app.viewing_events``, ``marts.catalogue``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg2 import sql
+from psycopg2.extensions import connection
+
+from recommender.spark.session import SPARK_DIR
+from recommender.warehouse import sql_files
+from recommender.warehouse.targets import NUMERIC_AS_FLOAT
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LAKE_DIR = SPARK_DIR / "lake"
+CHUNK_ROWS = 500_000  # rows read from PostgreSQL and written as one Parquet file per partition at a time
+# PostgreSQL's type oids as the lake stores them; numbers as psycopg2 reads them (numeric and real as float64,
+# whose shortest text is PostgreSQL's: Spark's casts to decimal then round as PostgreSQL's do); else text
+ARROW_TYPES = {
+    16: pa.bool_(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    700: pa.float64(),
+    701: pa.float64(),
+    1700: pa.float64(),
+    1082: pa.date32(),
+    1184: pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """One table of the lake: ``name`` (schema.table) and, for an appended one, its day column and partition."""
+
+    name: str
+    day_of: str | None = None  # the timestamp whose UTC day partitions the rows; None: a snapshot
+    columns: tuple[str, ...] | None = None  # None: every column
+
+    @property
+    def partition(self) -> str | None:
+        return f"{self.day_of.removesuffix('_at')}_date" if self.day_of else None
+
+
+TABLES = (
+    LakeTable("app.viewing_events", day_of="started_at"),
+    LakeTable("app.ratings", day_of="rated_at"),
+    LakeTable("app.users"),
+    # what user_activity_summary reads of the catalogue, which Spark does not build
+    LakeTable("marts.catalogue", columns=("content_id", "content_type", "main_genre_id")),
+)
+
+
+def folder(lake_dir: Path, table: LakeTable) -> Path:
+    return lake_dir.joinpath(*table.name.split("."))
+
+
+def export(conn: connection, lake_dir: Path = LAKE_DIR, *, full: bool = False) -> dict[str, int]:
+    """Copy what is new in PostgreSQL into the lake; the rows moved per table (a snapshot counts all its rows)."""
+    moved = {}
+    for table in TABLES:
+        path = folder(lake_dir, table)
+        if full or table.partition is None:
+            shutil.rmtree(path, ignore_errors=True)
+        watermark = _watermark(path)
+        where = sql.SQL("written_at > %s") if watermark else sql.SQL("true")
+        moved[table.name] = 0
+        for chunk, schema in _read(conn, table, where, [watermark] if watermark else []):
+            write_partitioned(chunk, lake_dir, table, schema)
+            moved[table.name] += len(chunk)
+    return moved
+
+
+def _read(
+    conn: connection, table: LakeTable, where: sql.Composable, params: list[object]
+) -> Iterator[tuple[pd.DataFrame, pa.Schema]]:
+    """The rows of ``table`` that ``where`` keeps, in chunks of ``CHUNK_ROWS`` (one empty chunk when none is left),
+    each with the Arrow schema of the table's columns."""
+    schema, name = table.name.split(".")
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.columns)) if table.columns else sql.SQL("*")
+    query = sql.SQL("select {} from {}.{} where {}").format(
+        columns, sql.Identifier(schema), sql.Identifier(name), where
+    )
+    with conn.cursor(name=f"lake_{name}") as cur:
+        psycopg2.extensions.register_type(NUMERIC_AS_FLOAT, cur)
+        cur.itersize = CHUNK_ROWS
+        cur.execute(query, params)
+        rows = cur.fetchmany(CHUNK_ROWS)
+        arrow = pa.schema([(column.name, ARROW_TYPES.get(column.type_code, pa.string())) for column in cur.description])
+        names = arrow.names
+        while True:
+            yield pd.DataFrame.from_records(rows, columns=names), arrow
+            rows = cur.fetchmany(CHUNK_ROWS)
+            if not rows:
+                return
+
+
+def write_partitioned(frame: pd.DataFrame, lake_dir: Path, table: LakeTable, schema: pa.Schema | None = None) -> None:
+    """Append ``frame`` (rows of ``table``, of Arrow ``schema`` when given) to the lake: a file per day, and the
+    watermark moved to its newest row. An empty frame leaves a file with the columns only, so the table exists."""
+    frame = frame.copy()
+    for column in frame.columns:  # jsonb arrives as dicts; the lake keeps JSON text
+        if (
+            pd.api.types.is_object_dtype(frame[column])
+            and frame[column].map(lambda value: isinstance(value, dict)).any()
+        ):
+            frame[column] = frame[column].map(json.dumps)
+    path = folder(lake_dir, table)
+    if table.partition is not None:
+        frame[table.partition] = pd.to_datetime(frame[table.day_of], utc=True).dt.date
+        schema = schema.append(pa.field(table.partition, pa.date32())) if schema is not None else None
+    rows = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    name = f"part-{uuid.uuid4().hex}-{{i}}.parquet"
+    if table.partition is not None and not len(frame) and not path.is_dir():
+        # no rows, no day: one empty file under the null day (Spark's name for it) gives the table its columns
+        empty = path / f"{table.partition}=__HIVE_DEFAULT_PARTITION__"
+        empty.mkdir(parents=True)
+        pq.write_table(rows.drop_columns([table.partition]), empty / name.format(i=0))
+        return
+    partitions = [table.partition] if table.partition else None
+    pq.write_to_dataset(rows, path, partition_cols=partitions, basename_template=name)
+    if table.partition is not None and len(frame):
+        newest = pd.to_datetime(frame["written_at"], utc=True).max()
+        old = _watermark(path)
+        (path / "_watermark.json").write_text(json.dumps({"written_at": max(newest, old or newest).isoformat()}))
+
+
+def _watermark(path: Path) -> pd.Timestamp | None:
+    """The newest ``written_at`` in the lake folder ``path``, or None when it holds no rows yet."""
+    state = path / "_watermark.json"
+    return pd.Timestamp(json.loads(state.read_text())["written_at"]) if state.is_file() else None
+
+
+def register(spark: SparkSession, lake_dir: Path = LAKE_DIR) -> list[str]:
+    """Make the lake's folders tables of ``spark`` (named as in PostgreSQL); the names registered."""
+    names = []
+    for table in TABLES:
+        path = folder(lake_dir, table)
+        if not path.is_dir():
+            continue
+        schema = table.name.split(".")[0]
+        spark.sql(sql_files.read("recommender.spark", "create_schema.sql", schema=schema))
+        if not spark.catalog.tableExists(table.name):
+            spark.catalog.createTable(table.name, path=str(path.resolve()), source="parquet")
+        if table.partition:
+            spark.catalog.recoverPartitions(table.name)  # the days exported since it was registered
+        spark.catalog.refreshTable(table.name)
+        names.append(table.name)
+    return names
