@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-SPARK_INSTALLED := $(VENV)/.spark-installed  # the optional spark extra (make spark)
+# the optional spark extra (make spark)
+SPARK_INSTALLED := $(VENV)/.spark-installed
 RAW_DATA_DIR ?=
 PORT ?= 8000
 

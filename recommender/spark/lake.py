@@ -2,7 +2,7 @@
 
 Layout under ``lake_dir`` (default ``target/spark/lake``)::
 
-    app/viewing_events/event_date=2026-01-31/part-<batch>.parquet   rows of each export, by the day they happened
+    app/viewing_events/started_date=2026-01-31/part-<batch>.parquet rows of each export, by the day they happened
     app/ratings/rated_date=.../                                      likewise
     app/users/, marts/catalogue/                                     snapshots, rewritten whole each export
 
