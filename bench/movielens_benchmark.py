@@ -144,11 +144,16 @@ def _guard(results: pd.DataFrame) -> list[str]:
     checks = {
         f"precision@10 {row.precision:.4f} >= {GUARD['precision']}": row.precision >= GUARD["precision"],
         f"ndcg@10 {row.ndcg:.4f} >= {GUARD['ndcg']}": row.ndcg >= GUARD["ndcg"],
-        # a trial starts only when one like it would end within the budget: its own overrun at most
-        f"search {search_s:.2f} s within its budget {budget_s:.2f} s and one trial's overrun ({longest:.2f} s)": (
-            search_s <= budget_s + longest
-        ),
     }
+    if budget_s is None:  # the default: the trial count bounds the search (the same data, the same model)
+        beyond = len(tuning["trials"]) - 2  # the two components' defaults are always tried
+        checks[f"{beyond} trials within max_trials {tuning['max_trials']} (search {search_s:.2f} s)"] = (
+            beyond <= tuning["max_trials"]
+        )
+    else:  # a trial starts only when one like it would end within the budget: its own overrun at most
+        checks[
+            f"search {search_s:.2f} s within its budget {budget_s:.2f} s and one trial's overrun ({longest:.2f} s)"
+        ] = search_s <= budget_s + longest
     print("default_guard: " + "; ".join(f"{check}: {'yes' if ok else 'NO'}" for check, ok in checks.items()))
     return [check for check, ok in checks.items() if not ok]
 

@@ -79,11 +79,12 @@ def tuning_summary(tuning: dict[str, Any]) -> str:
         if scores
         else "; no validation (too little data): the defaults"
     )
+    budget = "" if tuning["budget_s"] is None else f", budget {tuning['budget_s']:.2f} s"
     return (
         f"EASE l2 {ease['l2']:g}, exponents user {ease['user_exponent']:g} item {ease['item_exponent']:g};"
         f" ALS regularization {als['regularization']:g}, alpha {als['alpha']:g}, {als['factors']} factors;"
         f" ALS share {chosen['als_share']:.2f}{evidence}; {len(tuning['trials'])} trials"
-        f" ({tuning['max_trials']} at most beyond the defaults, budget {tuning['budget_s']:.2f} s)"
+        f" ({tuning['max_trials']} at most beyond the defaults{budget})"
     )
 
 

@@ -9,10 +9,11 @@ How (all inside ``fit``, so evaluation protocols see a model that tuned on its t
    chosen EASE ``l2`` is scaled up by the users left out (the Gram matrix grows with them).
 2. Fit each component once with its default settings on the rest, score the validation
    users (at most ``VALIDATION_USERS``, a sample) once, and keep their standardized scores.
-3. Try other settings while ``max_trials`` lasts and they fit in ``budget_s`` seconds
-   (default: ``BUDGET_FACTOR`` times the seconds step 2 took, so the budget grows with the
-   data; a trial starts only when one like it, timed in step 2, would end within the
-   budget). EASE first: each normalization of ``EASE_NORMALIZATIONS`` at the default
+3. Try other settings while ``max_trials`` lasts and, where ``budget_s`` is given, they fit
+   in that many seconds (a trial starts only when one like it, timed in step 2, would end
+   within the budget). Without ``budget_s`` (the default) the count alone bounds the
+   search, so the same data always give the same model: a wall-clock budget chooses
+   differently on a busy machine. EASE first: each normalization of ``EASE_NORMALIZATIONS`` at the default
    ``l2``, then ``l2`` in steps of ``L2_STEP`` from the best (one Gram matrix per
    normalization, one Cholesky inverse per trial); then ALS's regularization. A setting
    replaces the best so far only when it beats it by ``MARGIN`` (relative), so the
@@ -47,7 +48,6 @@ from recommender.ml.algorithms.ease import EASE
 VALIDATION_SHARE = 0.2  # of each user's interactions
 VALIDATION_USERS = 2000  # validation users scored: 2000 x 20k items x 4 bytes = 160 MB a component
 MAX_TUNE_USERS = 20_000  # users the tuning fits on; beyond, a random sample (EASE's l2 is scaled back up)
-BUDGET_FACTOR = 1.0  # default search budget: this many times the seconds the defaults' fits and scores took
 K = 10
 # blend weight of ALS relative to EASE (EASE's weight 1 - w): 0 is EASE alone, 1 ALS alone
 WEIGHT_GRID = (0.0, 0.2, 1 / 3, 0.5, 2 / 3, 0.8, 1.0)
@@ -64,7 +64,7 @@ class Tuning:
     """What a tuning tried and chose: recorded in the model's ``params["tuning"]``."""
 
     space: dict[str, Any]
-    budget_s: float
+    budget_s: float | None  # None: the trial count alone bounds the search
     max_trials: int
     trials: list[dict[str, Any]] = field(default_factory=list)
     chosen: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class Tuning:
     def record(self) -> dict[str, Any]:
         return {
             "space": self.space,
-            "budget_s": round(self.budget_s, 3),
+            "budget_s": None if self.budget_s is None else round(self.budget_s, 3),
             "max_trials": self.max_trials,
             "trials": self.trials,
             "chosen": self.chosen,
@@ -213,7 +213,7 @@ def tune(
 ) -> Tuning:
     """Choose EASE's and ALS's settings (starting from ``ease``, ``als``) and ALS's share of their blend weight
     (starting from ``als_share``). ``chosen`` holds ``ease`` and ``als`` (their parameters) and ``als_share``.
-    At most ``max_trials`` settings beyond the defaults are tried, within ``budget_s``.
+    At most ``max_trials`` settings beyond the defaults are tried, within ``budget_s`` seconds where given.
     """
     if max_trials < 0:
         raise InvalidArgumentError(f"max_trials must be 0 or more, got {max_trials}")
@@ -221,7 +221,7 @@ def tune(
     problem = _Validation(interactions, validation, max_tune_users, seed)
     ease, als = EASE(**ease).params, ALS(**als).params
     if not len(problem.rows):  # too little data to hold any out
-        return Tuning({}, 0.0, max_trials, chosen={"ease": ease, "als": als, "als_share": als_share})
+        return Tuning({}, budget_s, max_trials, chosen={"ease": ease, "als": als, "als_share": als_share})
     best = _Best()
     searches = {"ease": _ease_trials(problem, ease, best), "als": _als_trials(problem, als, best)}
     trials: list[dict[str, Any]] = []
@@ -242,7 +242,7 @@ def tune(
     for name, search in searches.items():  # the defaults, always
         run(name, search)
     searching = time.perf_counter()
-    budget = BUDGET_FACTOR * (searching - started) if budget_s is None else budget_s
+    budget = float("inf") if budget_s is None else budget_s
     for name, search in searches.items():
         while len(trials) - len(searches) < max_trials and time.perf_counter() - searching + cost[name] <= budget:
             if not run(name, search):
@@ -264,7 +264,7 @@ def tune(
             "als_share": WEIGHT_GRID,
             "margin": MARGIN,
         },
-        budget_s=budget,
+        budget_s=budget_s,
         max_trials=max_trials,
         trials=trials,
         chosen={"ease": ease_params, "als": dict(best.params["als"]), "als_share": shares.params["blend"]["als_share"]},
@@ -279,7 +279,7 @@ def tune(
                 "by_als_share": {f"{w:.3g}": round(v, 4) for w, v in blends.items()},
             },
             "seconds": round(time.perf_counter() - started, 3),
-            "search_s": round(searched - searching, 3),  # the part the budget bounds
+            "search_s": round(searched - searching, 3),  # the part a budget bounds
         },
     )
 
