@@ -76,6 +76,22 @@ def test_one_row_per_model_with_every_figure(results: pd.DataFrame) -> None:
     assert (results[["fit_s", "recommend_s"]] >= 0).all().all()
 
 
+def test_repeated_fits_time_each_model_as_often_and_keep_its_figures(results: pd.DataFrame) -> None:
+    train, test = stratified_split(clustered_interactions(), 0.75, by="user", seed=42)
+    fits = []
+
+    def counted() -> Recommender:
+        fits.append(1)
+        return build_model("ease")
+
+    again = evaluate_models({"ease": counted}, train, test, k=10, repeats=3)
+    assert len(fits) == 3
+    figures = ["precision", "recall", "ndcg", "map", "coverage"]
+    pd.testing.assert_frame_equal(again[figures], results.loc[results.model == "ease", figures].reset_index(drop=True))
+    with pytest.raises(ValueError, match="repeats must be 1 or more, got 0"):
+        evaluate_models({"ease": counted}, train, test, repeats=0)
+
+
 def test_a_learning_model_beats_popularity_which_beats_chance(results: pd.DataFrame) -> None:
     by_model = results.set_index("model")
     for metric in ("precision", "recall", "ndcg", "map"):

@@ -176,3 +176,88 @@ def test_spark_als_on_movielens_is_within_002_ndcg_of_implicits_als() -> None:
     results = evaluate_models(factories, train_part, test_part, 10).set_index("model")["ndcg"]
     assert results["spark_als"] > 0.3  # far above popularity's 0.2 or so: a real fit
     assert abs(results["spark_als"] - results["als"]) < 0.02
+
+
+@ON_EMBEDDED
+def test_the_simulator_writes_a_lake_directly_validated_and_once_as_an_export_lays_it_out(
+    built: Built, tmp_path: Path
+) -> None:
+    import pyarrow.dataset as ds
+
+    from recommender import activity
+    from recommender.errors import InvalidArgumentError
+    from recommender.spark import lake
+
+    target, folder = built.summary.target, tmp_path / "direct"
+    counts = "select (select count(*) from app.users), (select count(*) from app.viewing_events)"
+    before = query(target, counts)
+    simulate = ("simulate", "--users", "120", "--days", "4", "--seed", "5", "--first-user-id", "7000000")
+    first = cli(target, *simulate, "--lake", str(folder))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert query(target, counts) == before  # PostgreSQL holds none of it
+    written = lake.written_directly(folder)
+    events = ds.dataset(folder / "app" / "viewing_events", partitioning="hive")
+    assert len(written) == 2 and sorted(written.values()) == sorted([120, events.count_rows()])
+    assert f"simulated 120 users and {events.count_rows():,} events into the lake" in first.stdout
+    assert built.spark.read.parquet(str(folder / "app" / "viewing_events")).count() == events.count_rows()
+    # every table's files have the columns and types of an exported lake's, which dbt's Spark sources read
+    for name in (*lake.DIRECT, "marts.catalogue"):
+        ours, exported = (
+            ds.dataset(lake.folder(where, lake.TABLE[name]), format="parquet").schema.remove_metadata()
+            for where in (folder, built.lake)
+        )
+        assert ours == exported, name
+    files = sorted((folder / "app").rglob("*.parquet"))  # the catalogue is copied afresh each time
+    again = cli(target, *simulate, "--lake", str(folder))
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2
+    assert sorted((folder / "app").rglob("*.parquet")) == files and lake.written_directly(folder) == written
+    with closing(target.connect()) as conn:
+        # a user of PostgreSQL's is not one of the lake's: refused whole, nothing written
+        writer = lake.LakeWriter(conn, folder)
+        with pytest.raises(activity.BatchError, match=r"user_id=.*not in the lake's app.users"):
+            writer.write_events(activity.read_events(conn).head(3))
+        assert sorted((folder / "app").rglob("*.parquet")) == files
+        assert set(lake.export(conn, folder)) == {"marts.catalogue"}  # the lake keeps its own activity
+        with pytest.raises(InvalidArgumentError, match="exported from PostgreSQL"):
+            lake.LakeWriter(conn, built.lake)
+    refused = cli(target, *simulate, "--lake", str(folder), "--replace")
+    assert refused.returncode == 2 and "--replace deletes rows" in refused.stderr
+
+
+@ON_EMBEDDED
+def test_an_api_served_with_a_lake_writes_there_validated_and_once(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.dataset as ds
+
+    from recommender.spark import lake
+
+    target, folder = built.summary.target, tmp_path / "api-lake"
+    monkeypatch.setenv("NETFLIX_LAKE_DIR", str(folder))
+    counts = "select (select count(*) from app.users), (select count(*) from app.viewing_events)"
+    before = query(target, counts)
+    ((title,),) = query(target, "select min(content_id) from core.titles")
+    ((pg_user,),) = query(target, "select min(user_id) from app.users")
+    user = {"user_id": 8_000_001, "age_band": "25-34", "country_code": "US", "signup_date": "2024-02-29"}
+    user |= {"plan": "premium", "device": "tv", "language": "en"}
+    event = {"user_id": 8_000_001, "content_id": title, "started_at": "2024-03-01T20:00:00+01:00"}
+    event |= {"seconds_watched": 600, "completion_ratio": 0.5, "rating": 4, "device": "tv"}
+    with api_for(target) as api:
+        headers = api.headers("data_scientist")
+        assert api.client.post("/users", json=[user], headers=headers).status_code == 201
+        first = api.client.post("/events", json=[event], headers=headers)
+        assert first.status_code == 201 and first.json()["written"]
+        again = api.client.post("/events", json=[event], headers=headers)
+        assert again.status_code == 200 and not again.json()["written"]
+        rating = {"content_id": title, "rating": 5, "rated_at": "2024-03-02T10:00:00Z"}
+        assert api.client.post("/users/8000001/ratings", json=rating, headers=headers).status_code == 201
+        # a user PostgreSQL has but the lake does not: 422 naming the item and field, nothing written
+        refused = api.client.post("/events", json=[event | {"user_id": pg_user}], headers=headers)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", 0, "user_id"]
+    assert query(target, counts) == before
+    written = lake.written_directly(folder)
+    assert len(written) == 3 and written[first.json()["batch_id"]] == 1 and set(written.values()) == {1}
+    for name in ("app.users", "app.viewing_events", "app.ratings"):
+        rows = ds.dataset(lake.folder(folder, lake.TABLE[name]), format="parquet").to_table()
+        assert rows.column("user_id").to_pylist() == [8_000_001], name

@@ -132,3 +132,53 @@ def test_ease_beyond_max_items_models_the_most_interacted_items_only() -> None:
     assert (scores[:, others] <= scores[:, model.kept].min(axis=1, keepdims=True)).all()
     recs = model.recommend(users, k=5)
     assert recs["item_id"].isin(top).all()
+
+
+def test_the_gram_is_the_same_however_many_users_are_densified_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = EASE(user_exponent=0.5, item_exponent=0.25)
+    matrix = model.fit(clustered()).matrix
+    whole, scales, scale = model.gram(matrix)
+    x = model._input(matrix).toarray()
+    by_hand = (x.T * np.maximum(x.sum(axis=1), 1) ** -0.5) @ x * np.outer(scales, scales)
+    np.testing.assert_allclose(whole, by_hand, rtol=1e-5)
+    monkeypatch.setattr("recommender.ml.algorithms.ease.GRAM_BLOCK", 7 * matrix.shape[1])  # blocks of 7 users
+    np.testing.assert_allclose(model.gram(matrix)[0], whole, rtol=1e-5)
+    before = whole.copy()
+    model.solve(whole, scales, scale)
+    np.testing.assert_array_equal(whole, before)  # solve leaves the Gram exactly as it was, for the next l2
+
+
+def test_a_warm_started_als_starts_from_the_factors_it_is_given_whatever_the_order() -> None:
+    data = clustered()
+    start = ALS(factors=8).fit(data)
+    shuffled = data.sample(frac=1.0, random_state=3)  # other user and item orders
+    warm = ALS(factors=8)
+    with warm.warm_start(start, 0):  # no sweep: the initial factors themselves
+        warm.fit(shuffled)
+    assert warm.start is None  # the warm start ends with the block
+    for ours, theirs, index, their_index in (
+        (warm.user_factors, start.user_factors, warm.user_index, start.user_index),
+        (warm.item_factors, start.item_factors, warm.item_index, start.item_index),
+    ):
+        assert not index.equals(their_index)
+        np.testing.assert_array_equal(ours, theirs[their_index.get_indexer(index)])
+    # a few sweeps from the start recommend what the start does; a cold fit of as few sweeps does not converge
+    users = data["user_id"].unique()
+    with warm.warm_start(start, 2):
+        warm.fit(shuffled)
+    warm_recs, start_recs = warm.recommend(users, k=5), start.recommend(users, k=5)
+    same = warm_recs.merge(start_recs, on=["user_id", "item_id"])
+    assert len(same) >= 0.9 * len(start_recs)
+
+
+def test_the_default_refits_its_als_from_the_factors_the_tuning_fitted() -> None:
+    data = clustered()
+    model = build_model("default", max_trials=0, als={"factors": 4, "regularization": 1.0}).fit(data)
+    assert model.params["tuning"]["chosen"]["als_share"] > 0  # these ALS settings earn a share on this data
+    assert model.params["tuning"]["refit"] == {"als": "warm start from the tuning's factors, 5 sweeps"}
+    assert model.warm is not None and model.warm is not model.models["als"]
+    assert model.models["als"].start is None
+    cold = Blend({name: type(m)(**m.params) for name, m in model.models.items()}, model.params["weights"]).fit(data)
+    users = data["user_id"].unique()
+    same = model.recommend(users, k=5).merge(cold.recommend(users, k=5), on=["user_id", "item_id"])
+    assert len(same) >= 0.9 * 5 * len(users)  # warm and refitted in 5 sweeps: the cold fit's top 5, nearly

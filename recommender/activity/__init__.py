@@ -42,6 +42,7 @@ from recommender.activity.schema import ensure_schema
 from recommender.activity.writes import (
     LIVE,
     BatchError,
+    KnownUsers,
     Place,
     PreparedBatch,
     WriteResult,
@@ -75,6 +76,7 @@ __all__ = [
     "BatchError",
     "EventBatch",
     "Experiment",
+    "KnownUsers",
     "Place",
     "PreparedBatch",
     "RatingBatch",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import pandas as pd
@@ -77,6 +78,14 @@ LIVE = Place()
 
 
 @dataclass(frozen=True)
+class KnownUsers:
+    """The users a batch may refer to when they are not in a PostgreSQL table (a lake's own): ids, and where."""
+
+    ids: Collection[int]
+    where: str
+
+
+@dataclass(frozen=True)
 class WriteResult:
     kind: str
     batch_id: str
@@ -129,21 +138,31 @@ def _unknown_references(conn: connection, frame: pd.DataFrame, column: str, tabl
     with conn.cursor() as cur:
         cur.execute(query, (pd.unique(frame[column].dropna()).tolist(),))
         known = {value for (value,) in cur.fetchall()}
+    return _not_in(frame, column, known, table)
+
+
+def _not_in(frame: pd.DataFrame, column: str, known: Collection[object], where: str) -> pd.DataFrame:
+    """Rows whose ``column`` value is not in ``known`` (the values of ``where``), one problem each."""
     missing = ~frame[column].isin(known)
     return pd.DataFrame(
         {
             "row": frame.index[missing],
             "column": column,
             "value": frame.loc[missing, column],
-            "reason": f"unknown {column} (not in {table})",
+            "reason": f"unknown {column} (not in {where})",
         }
     )
 
 
 def _unknown_activity_references(
-    conn: connection, model: type[pa.DataFrameModel], frame: pd.DataFrame, place: Place
+    conn: connection,
+    model: type[pa.DataFrameModel],
+    frame: pd.DataFrame,
+    place: Place,
+    users: KnownUsers | None = None,
 ) -> list[pd.DataFrame]:
-    """Rows of an activity batch (events, ratings) whose title or user is not in ``place`` (core.titles, app.users).
+    """Rows of an activity batch (events, ratings) whose title or user is not in ``place`` (core.titles, app.users),
+    or whose user is not among ``users`` where given.
 
     ``frame`` is as given when it failed validation, so each key column is typed as
     ``model`` types it first; one whose values do not take that type is not looked up
@@ -158,7 +177,10 @@ def _unknown_activity_references(
             typed = frame.assign(**{column: columns[column].dtype.coerce(frame[column])})
         except (TypeError, ValueError):
             continue
-        found.append(_unknown_references(conn, typed, column, table))
+        if column == "user_id" and users is not None:
+            found.append(_not_in(typed, column, users.ids, users.where))
+        else:
+            found.append(_unknown_references(conn, typed, column, table))
     if "impression_id" in frame.columns:
         found.append(_foreign_impressions(conn, frame, place))
     return found
@@ -305,13 +327,16 @@ def write_events(conn: connection, events: pd.DataFrame) -> WriteResult:
     return write_prepared(conn, prepare_events(conn, events))
 
 
-def prepare_events(conn: connection, events: pd.DataFrame, place: Place = LIVE) -> PreparedBatch:
-    """Validate a batch of events against the schema and the warehouse; raise BatchError if invalid."""
+def prepare_events(
+    conn: connection, events: pd.DataFrame, place: Place = LIVE, users: KnownUsers | None = None
+) -> PreparedBatch:
+    """Validate a batch of events against the schema and the warehouse (its users against ``users`` where given,
+    rather than ``place``'s table); raise BatchError if invalid."""
     frame = _without_impressions_where_missing(events.reset_index(drop=True))
     if "event_id" not in frame.columns:
         frame = frame.assign(event_id=derive_event_ids(frame))
     frame, problems = _validate(EventBatch, frame)
-    _refuse_if_any("viewing_events", [problems, *_unknown_activity_references(conn, EventBatch, frame, place)])
+    _refuse_if_any("viewing_events", [problems, *_unknown_activity_references(conn, EventBatch, frame, place, users)])
     return PreparedBatch("viewing_events", _activity_table(frame, EVENT_COLUMNS))
 
 
@@ -336,8 +361,9 @@ def write_ratings(conn: connection, ratings: pd.DataFrame) -> WriteResult:
     return write_prepared(conn, prepare_ratings(conn, ratings))
 
 
-def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
-    """Validate a batch of ratings against the schema and the warehouse; raise BatchError if invalid.
+def prepare_ratings(conn: connection, ratings: pd.DataFrame, users: KnownUsers | None = None) -> PreparedBatch:
+    """Validate a batch of ratings against the schema and the warehouse (its users against ``users`` where given,
+    rather than ``app.users``); raise BatchError if invalid.
 
     A rating without ``rated_at`` (no column, or a null) was given now: the database's ``now()``.
     """
@@ -349,7 +375,7 @@ def prepare_ratings(conn: connection, ratings: pd.DataFrame) -> PreparedBatch:
         frame, problems = _validate(RatingBatch.to_schema().remove_columns(["rating_id"]), frame)
         if not len(problems):
             frame, problems = _validate(RatingBatch, frame.assign(rating_id=derive_rating_ids(frame)))
-    _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame, LIVE)])
+    _refuse_if_any("ratings", [problems, *_unknown_activity_references(conn, RatingBatch, frame, LIVE, users)])
     return PreparedBatch("ratings", _activity_table(frame, RATING_COLUMNS))
 
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import asyncpg
@@ -51,6 +52,7 @@ class Settings:
     max_upload_bytes: int = 512 * 2**20  # a body of limits.UPLOAD_PATHS (uploaded recommendation rows)
     rate_per_s: float = 100  # requests a second per API key (token bucket, per worker process); 0: no limit
     rate_burst: int = 200  # requests a key may make at once before the rate applies; 0: no limit
+    lake_dir: Path | None = None  # users, events and ratings go into this activity lake, not app.* (serve --lake)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, target: Target | None = None) -> Settings:
@@ -65,6 +67,7 @@ class Settings:
             max_upload_bytes=_int(environ, "NETFLIX_API_MAX_UPLOAD_BYTES", 512 * 2**20, 0, 2**40),
             rate_per_s=_int(environ, "NETFLIX_API_RATE_PER_S", 100, 0, 10_000_000),
             rate_burst=_int(environ, "NETFLIX_API_RATE_BURST", 200, 0, 10_000_000),
+            lake_dir=Path(environ["NETFLIX_LAKE_DIR"]) if environ.get("NETFLIX_LAKE_DIR") else None,
         )
 
 

@@ -7,7 +7,7 @@ import os
 from contextlib import closing
 
 from recommender.api import keys
-from recommender.cli.connect import warehouse
+from recommender.cli.connect import add_lake_option, warehouse
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -18,6 +18,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # the workers build their app from the environment: point it at the warehouse chosen here
     os.environ.update(warehouse().env())
+    if args.lake:
+        os.environ["NETFLIX_LAKE_DIR"] = str(args.lake.resolve())
     print(f"API docs: http://{args.host}:{args.port}/docs", flush=True)
     uvicorn.run(
         "recommender.api.app:create_app",
@@ -53,6 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1, help="processes serving requests")
+    add_lake_option(serve, "users, events and ratings")
     serve.set_defaults(func=cmd_serve)
 
     api_keys = commands.add_parser("keys", help="create, revoke or list the HTTP API's keys")

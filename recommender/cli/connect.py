@@ -1,12 +1,22 @@
-"""What every command needs: the warehouse the environment selects, the API client of ``--api``, bounded numbers."""
+"""What every command needs: the warehouse the environment selects, the API client of ``--api``, bounded numbers,
+the ``--lake`` option of the writers."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from recommender.api.client import ApiClient
-from recommender.warehouse.targets import Target, embedded_server, ensure_database, start_embedded, target_from_env
+from recommender.spark.lake import LAKE_DIR
+from recommender.warehouse.targets import (
+    PROJECT_ROOT,
+    Target,
+    embedded_server,
+    ensure_database,
+    start_embedded,
+    target_from_env,
+)
 
 
 def warehouse() -> Target:
@@ -21,6 +31,19 @@ def warehouse() -> Target:
 def api_client(args: argparse.Namespace) -> ApiClient | None:
     """The API's client of ``--api URL`` (key in NETFLIX_API_KEY), None without ``--api``; LookupError without a key."""
     return ApiClient.from_env(args.api) if args.api else None
+
+
+def add_lake_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--lake [DIR]``: write ``what`` into the activity lake (default ``LAKE_DIR``) rather than PostgreSQL."""
+    parser.add_argument(
+        "--lake",
+        type=Path,
+        nargs="?",
+        const=LAKE_DIR,
+        metavar="DIR",
+        help=f"write {what} into the activity lake (Parquet; default folder {LAKE_DIR.relative_to(PROJECT_ROOT)}),"
+        " not PostgreSQL: the spark path at scale",
+    )
 
 
 def bounded(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], float]:

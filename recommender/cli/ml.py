@@ -48,7 +48,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InvalidArgumentError(
                 "--datasets reads its own files and has no simulated tastes: drop --movielens and --truth"
             )
-        swept = sweep.sweep(args.datasets, protocol, args.out, names if args.models else sweep.SWEEP_MODELS)
+        swept = sweep.sweep(
+            args.datasets, protocol, args.out, names if args.models else sweep.SWEEP_MODELS, repeats=args.repeats
+        )
         print(report_tables.markdown_table(swept.results))
         for (data, where), summary in swept.tunings.items():
             print(f"{data}, {where}: {summary}")
@@ -82,6 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         features=features,
         truth=truth,
         title_features=title_features,
+        repeats=args.repeats,
     )
     print(report_tables.markdown_table(report.results))
     for name, why in report.skipped.items():
@@ -137,6 +140,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--ratio", type=float, default=0.75, help="train share of each user's (item's) interactions")
     ev.add_argument("--seed", type=int, default=42, help="seed of the stratified split")
     ev.add_argument("--k", type=int, default=10, help="length of the recommendation lists")
+    ev.add_argument(
+        "--repeats", type=bounded(int, 1, 100), default=1, help="fits per model, 1 to 100; times are their medians"
+    )
     ev.add_argument("--models", help="comma separated names (default: every model in recommender.ml.algorithms.MODELS)")
     ev.add_argument("--truth", type=Path, help="tastes CSV of simulate --truth: adds the taste score (default: none)")
     ev.add_argument("--out", type=Path, default=PROJECT_ROOT / "target" / "evaluation", help="report folder")

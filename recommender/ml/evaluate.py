@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def evaluate_models(
     k: int = 10,
     *,
     score: Callable[[pd.DataFrame], Mapping[str, float]] | None = None,
+    repeats: int = 1,
 ) -> pd.DataFrame:
     """Fit each model on ``train``, recommend ``k`` unseen items to every ``test`` user, score against ``test``.
 
@@ -69,8 +71,12 @@ def evaluate_models(
     head_share (see ``metrics.popularity_bias``), fit_s, recommend_s (wall-clock seconds)
     and users (test users scored); ``attrs["tuning"]`` maps each self-tuning model to what its tuning
     tried and chose (``params["tuning"]``). ``score``, given each model's recommendations
-    (user_id, item_id, score, rank), adds the columns it returns (e.g. a taste score).
+    (user_id, item_id, score, rank), adds the columns it returns (e.g. a taste score). With ``repeats``
+    above 1 each model is fitted and recommends that many times, and the times are the medians (on a
+    busy machine one sub-second fit can take twice another); the figures are the last fit's.
     """
+    if repeats < 1:
+        raise InvalidArgumentError(f"repeats must be 1 or more, got {repeats}")
     for frame, name in ((train, "train"), (test, "test")):
         missing = [c for c in ("user_id", "item_id") if c not in frame.columns]
         if missing:
@@ -87,12 +93,15 @@ def evaluate_models(
     tunings: dict[str, dict] = {}  # what each self-tuning model tried and chose
     with progress.Bar(len(models), "evaluating", "models", every_s=0) as counter:  # in a log, a line per model
         for name, factory in models.items():
-            model = factory()
-            started = time.perf_counter()
-            model.fit(interactions)
-            fitted = time.perf_counter()
-            recs = model.recommend(users, k=k, exclude_seen=True)
-            recommended = time.perf_counter()
+            fits, recommends = [], []
+            for _ in range(repeats):
+                model = factory()
+                started = time.perf_counter()
+                model.fit(interactions)
+                fits.append(time.perf_counter() - started)
+                recs = model.recommend(users, k=k, exclude_seen=True)
+                recommends.append(time.perf_counter() - started - fits[-1])
+            fit_s, recommend_s = statistics.median(fits), statistics.median(recommends)
             if "tuning" in model.params:
                 tunings[name] = model.params["tuning"]
             rows.append(
@@ -105,13 +114,13 @@ def evaluate_models(
                         for key, value in metrics.popularity_bias(recs, train).items()
                         if key in RESULT_COLUMNS
                     },
-                    "fit_s": fitted - started,
-                    "recommend_s": recommended - fitted,
+                    "fit_s": fit_s,
+                    "recommend_s": recommend_s,
                     "users": len(users),
                     **(score(recs) if score is not None else {}),
                 }
             )
-            counter.update(note=f"{name}: fit {fitted - started:.1f} s, recommend {recommended - fitted:.1f} s")
+            counter.update(note=f"{name}: fit {fit_s:.1f} s, recommend {recommend_s:.1f} s")
     extra = [column for column in rows[0] if column not in RESULT_COLUMNS] if rows else []
     results = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
     results.attrs["tuning"] = tunings
@@ -289,11 +298,13 @@ def run(
     features: pd.DataFrame | None = None,
     truth: pd.DataFrame | None = None,
     title_features: pd.DataFrame | None = None,
+    repeats: int = 1,
 ) -> Report:
     """Split ``interactions`` by ``protocol``, evaluate the models ``names``, write the report into ``out_dir``.
 
     ``features`` go to the models that take them; with ``truth`` (the simulator's tastes) and
-    ``title_features`` (``marts.ml_title_features``) the taste score is added.
+    ``title_features`` (``marts.ml_title_features``) the taste score is added. ``repeats``: as
+    ``evaluate_models``'s.
     """
     train, test = protocol.apply(interactions)
     factories, skipped = model_factories(names, features, protocol.validation)
@@ -301,6 +312,8 @@ def run(
     def taste(recs: pd.DataFrame) -> dict[str, float]:
         return {"taste": taste_score(recs, truth, title_features, protocol.k, seen=train)}
 
-    results = evaluate_models(factories, train, test, protocol.k, score=taste if truth is not None else None)
+    results = evaluate_models(
+        factories, train, test, protocol.k, score=taste if truth is not None else None, repeats=repeats
+    )
     md_path, png_path = write_report(results, out_dir, title, protocol.describe(source, train, test))
     return Report(results, skipped, len(train), len(test), md_path, png_path)

@@ -25,8 +25,9 @@ from recommender.warehouse.targets import read_table
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# what the spark target builds and training reads from Spark; everything else comes from PostgreSQL
-SPARK_BUILT = ("marts.ml_interactions", "marts.user_activity_summary")
+# what the spark target builds and training reads from Spark (the users too: a lake written directly has
+# users PostgreSQL does not); everything else comes from PostgreSQL
+SPARK_BUILT = ("core.users", "marts.ml_interactions", "marts.user_activity_summary")
 
 
 @dataclass(frozen=True)

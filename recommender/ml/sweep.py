@@ -39,8 +39,11 @@ def protocols_for(paths: Sequence[Path], protocol: Protocol) -> list[Protocol]:
     return [protocol]
 
 
-def sweep(paths: Sequence[Path], protocol: Protocol, out_dir: Path, names: Sequence[str] = SWEEP_MODELS) -> Sweep:
-    """Evaluate ``names`` on every file of ``paths`` under ``protocol`` (see the module docstring); write the table."""
+def sweep(
+    paths: Sequence[Path], protocol: Protocol, out_dir: Path, names: Sequence[str] = SWEEP_MODELS, repeats: int = 1
+) -> Sweep:
+    """Evaluate ``names`` on every file of ``paths`` under ``protocol`` (see the module docstring); write the table.
+    ``repeats``: as ``evaluate_models``'s."""
     frames, tunings = [], {}
     for path in paths:
         ratings = movielens.load_ratings(path)
@@ -51,7 +54,7 @@ def sweep(paths: Sequence[Path], protocol: Protocol, out_dir: Path, names: Seque
         for each in protocols_for(paths, protocol):
             train, test = each.apply(ratings)
             factories, _ = model_factories(names, features, each.validation)
-            results = evaluate_models(factories, train, test, each.k)
+            results = evaluate_models(factories, train, test, each.k, repeats=repeats)
             label = _label(each)
             for name, tuning in results.attrs["tuning"].items():
                 tunings[(path.name, f"{label}, {name}")] = tuning_summary(tuning)

@@ -8,9 +8,14 @@ Layout under ``lake_dir`` (default ``target/spark/lake``)::
 
 ``export`` appends only the rows written after the newest one already in the lake (the watermark
 dbt's incremental models use too), so repeated exports move each row once; a writer that deletes
-activity (``simulate --replace``) needs ``export(..., full=True)``. At scale a writer can write these
-folders directly (``write_partitioned``), skipping PostgreSQL. ``register`` makes the folders tables
-of a SparkSession under the names dbt's sources use (``app.viewing_events``, ``marts.catalogue``).
+activity (``simulate --replace``) needs ``export(..., full=True)``.
+
+At scale the activity skips PostgreSQL: ``LakeWriter`` (``python -m recommender simulate --lake``)
+writes users and events into the lake directly, validated as the warehouse validates them. Such
+a lake owns its ``app`` tables (``DIRECT``; its ``_batches`` folder records the batches written):
+``export`` then refreshes only what PostgreSQL owns, the catalogue. ``register`` makes
+the folders tables of a SparkSession under the names dbt's sources use (``app.viewing_events``,
+``marts.catalogue``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +35,11 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from recommender import activity
+from recommender.errors import InvalidArgumentError
 from recommender.spark.session import SPARK_DIR
 from recommender.warehouse import sql_files
-from recommender.warehouse.targets import NUMERIC_AS_FLOAT
+from recommender.warehouse.targets import NUMERIC_AS_FLOAT, read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -76,14 +83,31 @@ TABLES = (
 )
 
 
+TABLE = {table.name: table for table in TABLES}
+DIRECT = ("app.users", "app.viewing_events", "app.ratings")  # what a lake written directly owns
+BATCHES = "_batches"  # in a lake written directly: a file per batch written (its id; its rows inside)
+
+
 def folder(lake_dir: Path, table: LakeTable) -> Path:
     return lake_dir.joinpath(*table.name.split("."))
 
 
+def written_directly(lake_dir: Path) -> dict[str, int] | None:
+    """The batches written into the lake directly (batch id -> rows); None for a lake fed by ``export``."""
+    batches = lake_dir / BATCHES
+    return {path.name: int(path.read_text()) for path in batches.iterdir()} if batches.is_dir() else None
+
+
 def export(conn: connection, lake_dir: Path = LAKE_DIR, *, full: bool = False) -> dict[str, int]:
-    """Copy what is new in PostgreSQL into the lake; the rows moved per table (a snapshot counts all its rows)."""
+    """Copy what is new in PostgreSQL into the lake; the rows moved per table (a snapshot counts all its rows).
+
+    A lake written directly keeps its own ``DIRECT`` tables: only the others are copied.
+    """
     moved = {}
+    direct = (lake_dir / BATCHES).is_dir()
     for table in TABLES:
+        if direct and table.name in DIRECT:
+            continue
         path = folder(lake_dir, table)
         if full or table.partition is None:
             shutil.rmtree(path, ignore_errors=True)
@@ -94,6 +118,75 @@ def export(conn: connection, lake_dir: Path = LAKE_DIR, *, full: bool = False) -
             write_partitioned(chunk, lake_dir, table, schema)
             moved[table.name] += len(chunk)
     return moved
+
+
+class LakeWriter:
+    """A simulation's destination at scale: users and events written into the lake, not PostgreSQL.
+
+    Each batch is validated as ``recommender.activity`` validates it for PostgreSQL (columns,
+    types, ranges; titles and countries against the warehouse), except that events' users
+    must be in the lake (only the batch's are looked up), and is written once: its files
+    and its record under ``_batches`` are named by its digest, as ``app.batches`` names it,
+    so writing the same batch again writes nothing, and a write killed half-way is replaced,
+    not doubled, by the next. A new lake gets the tables with their columns and the
+    catalogue, copied from the warehouse (``export`` refreshes it), so Spark has every source.
+    """
+
+    def __init__(self, conn: connection, lake_dir: Path = LAKE_DIR) -> None:
+        self.conn, self.lake_dir = conn, lake_dir
+        if (lake_dir / BATCHES).is_dir():
+            return
+        if any(folder(lake_dir, TABLE[name]).is_dir() for name in DIRECT):
+            raise InvalidArgumentError(
+                f"{lake_dir} holds activity exported from PostgreSQL; write directly into another folder"
+            )
+        for name in DIRECT:  # the tables, no rows yet: each has its columns for Spark
+            chunk, schema = next(_read(conn, TABLE[name], sql.SQL("false"), []))
+            write_partitioned(chunk, lake_dir, TABLE[name], schema)
+        (lake_dir / BATCHES).mkdir()  # from here on the lake is written directly: export leaves app alone
+        export(conn, lake_dir)  # the catalogue
+
+    def read_table(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        return read_table(self.conn, name, columns=columns)
+
+    def write_users(self, users: pd.DataFrame) -> list[activity.WriteResult]:
+        return [self.write("users", users)]
+
+    def write_events(self, events: pd.DataFrame) -> list[activity.WriteResult]:
+        return [self.write("viewing_events", events)]
+
+    def write(self, kind: str, frame: pd.DataFrame) -> activity.WriteResult:
+        """Validate and write one batch of ``kind`` (users, viewing_events or ratings), as ``activity.write_*``."""
+        if kind == "users":
+            batch = activity.prepare_users(self.conn, frame)
+        elif kind in ("viewing_events", "ratings"):
+            prepare = activity.prepare_events if kind == "viewing_events" else activity.prepare_ratings
+            batch = prepare(self.conn, frame, users=self._known_users(frame))
+        else:
+            raise InvalidArgumentError(f"a lake takes users, viewing_events or ratings, not {kind!r}")
+        return self._append(batch, f"app.{kind}")
+
+    def _known_users(self, frame: pd.DataFrame) -> activity.KnownUsers:
+        """Which of the batch's users the lake holds: only those are read, so a write holds what it sent."""
+        asked = pd.to_numeric(frame.get("user_id", pd.Series(dtype="int64")), errors="coerce").dropna()
+        users = pq.read_table(
+            folder(self.lake_dir, TABLE["app.users"]),
+            columns=["user_id"],
+            filters=[("user_id", "in", pd.unique(asked.astype("int64")).tolist())],
+        ).column("user_id")
+        return activity.KnownUsers(set(users.to_pylist()), f"the lake's app.users ({self.lake_dir})")
+
+    def _append(self, batch: activity.PreparedBatch, name: str) -> activity.WriteResult:
+        batch_id, rows = batch.batch_id, batch.table.num_rows
+        record = self.lake_dir / BATCHES / batch_id
+        if record.is_file():
+            return activity.WriteResult(batch.kind, batch_id, rows, written=False)
+        _, schema = next(_read(self.conn, TABLE[name], sql.SQL("false"), []))
+        frame = batch.table.to_pandas().assign(batch_id=batch_id, written_at=pd.Timestamp.now(tz="UTC"))
+        frame = frame.reindex(columns=schema.names)  # the table's columns in its order (impression_id: null)
+        write_partitioned(frame, self.lake_dir, TABLE[name], schema, name=batch_id)
+        record.write_text(str(rows))  # after the files: until then the batch counts as not written
+        return activity.WriteResult(batch.kind, batch_id, rows, written=True)
 
 
 def _read(
@@ -120,9 +213,12 @@ def _read(
                 return
 
 
-def write_partitioned(frame: pd.DataFrame, lake_dir: Path, table: LakeTable, schema: pa.Schema | None = None) -> None:
+def write_partitioned(
+    frame: pd.DataFrame, lake_dir: Path, table: LakeTable, schema: pa.Schema | None = None, name: str | None = None
+) -> None:
     """Append ``frame`` (rows of ``table``, of Arrow ``schema`` when given) to the lake: a file per day, and the
-    watermark moved to its newest row. An empty frame leaves a file with the columns only, so the table exists."""
+    watermark moved to its newest row. An empty frame leaves a file with the columns only, so the table exists.
+    Files are named by ``name`` where given (writing it again replaces them), else uniquely."""
     frame = frame.copy()
     for column in frame.columns:  # jsonb arrives as dicts; the lake keeps JSON text
         if (
@@ -135,7 +231,7 @@ def write_partitioned(frame: pd.DataFrame, lake_dir: Path, table: LakeTable, sch
         frame[table.partition] = pd.to_datetime(frame[table.day_of], utc=True).dt.date
         schema = schema.append(pa.field(table.partition, pa.date32())) if schema is not None else None
     rows = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    name = f"part-{uuid.uuid4().hex}-{{i}}.parquet"
+    name = f"part-{name or uuid.uuid4().hex}-{{i}}.parquet"
     if table.partition is not None and not len(frame) and not path.is_dir():
         # no rows, no day: one empty file under the null day (Spark's name for it) gives the table its columns
         empty = path / f"{table.partition}=__HIVE_DEFAULT_PARTITION__"
@@ -165,10 +261,10 @@ def register(spark: SparkSession, lake_dir: Path = LAKE_DIR) -> list[str]:
             continue
         schema = table.name.split(".")[0]
         spark.sql(sql_files.read("recommender.spark", "create_schema.sql", schema=schema))
-        if not spark.catalog.tableExists(table.name):
-            spark.catalog.createTable(table.name, path=str(path.resolve()), source="parquet")
+        # registered again each time: a session may have read another lake under the same names
+        spark.sql(sql_files.read("recommender.spark", "drop_table.sql", table=table.name))
+        spark.catalog.createTable(table.name, path=str(path.resolve()), source="parquet")
         if table.partition:
-            spark.catalog.recoverPartitions(table.name)  # the days exported since it was registered
-        spark.catalog.refreshTable(table.name)
+            spark.catalog.recoverPartitions(table.name)  # the days in the folder
         names.append(table.name)
     return names

@@ -41,6 +41,7 @@ from recommender.api.schemas import (
     UserIn,
     WriteResult,
 )
+from recommender.spark import lake
 from recommender.warehouse.jsonable import plain
 
 router = APIRouter(tags=["users"])
@@ -57,6 +58,12 @@ WRITE_RESPONSES = {
     422: {"description": "an item is invalid; `loc` names it (body, index, field) and nothing was written"},
 }
 Writer = Annotated[Caller, Depends(require("data_scientist"))]
+# what a server with an activity lake (serve --lake) writes there rather than into app.*
+LAKE_KINDS = {
+    activity.prepare_users: "users",
+    activity.prepare_events: "viewing_events",
+    activity.prepare_ratings: "ratings",
+}
 # what every write route declares: 201 with a WriteResult, data_scientist (or admin), its other answers
 WRITE_ROUTE = {"status_code": 201, "response_model": WriteResult, **needs("data_scientist", responses=WRITE_RESPONSES)}
 
@@ -137,7 +144,10 @@ def write_batch(
                     raise HTTPException(409, "this Idempotency-Key was used for a different request; use a new key")
                 return JSONResponse(stored[2], status_code=stored[1])
         try:
-            result = activity.write_prepared(conn, prepare(conn, frame))
+            if db.settings.lake_dir is not None and prepare in LAKE_KINDS:
+                result = lake.LakeWriter(conn, db.settings.lake_dir).write(LAKE_KINDS[prepare], frame)
+            else:
+                result = activity.write_prepared(conn, prepare(conn, frame))
         except activity.BatchError as exc:
             raise refusal(exc, location) from None
         body = WriteResult(kind=result.kind, batch_id=result.batch_id, rows=result.rows, written=result.written)

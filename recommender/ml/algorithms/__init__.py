@@ -26,7 +26,7 @@ from recommender.ml.algorithms.ease import EASE
 from recommender.ml.algorithms.itemknn import ItemKNN
 from recommender.ml.algorithms.popularity import Popularity
 from recommender.ml.algorithms.spark_als import SparkALS
-from recommender.ml.algorithms.tuning import MAX_TUNE_USERS, TunedBlend
+from recommender.ml.algorithms.tuning import MAX_TRIALS, MAX_TUNE_USERS, TunedBlend
 
 # Chosen on validation splits carved from the ML-100k training part only (LF's item-stratified
 # 75/25 split of the 75 % train, seeds 7, 8 and 9; the test split only gave the final figures), by nDCG@10:
@@ -51,7 +51,7 @@ def default_model(
     tune: bool = True,
     validation: str = "auto",
     budget_s: float | None = None,
-    max_trials: int = 12,
+    max_trials: int = MAX_TRIALS,
     max_tune_users: int = MAX_TUNE_USERS,
     **overrides: Any,
 ) -> Blend:

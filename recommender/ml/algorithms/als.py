@@ -7,6 +7,9 @@ and popular items) or ``none``. Scores are dot products of user and item factors
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.sparse as sp
 from implicit.als import AlternatingLeastSquares
@@ -58,6 +61,22 @@ class ALS(Recommender):
             random_state=random_state,
             use_gpu=use_gpu,
         )
+        self.start: tuple[ALS, int] | None = None  # (factors, sweeps) of a warm start: see warm_start
+
+    @contextmanager
+    def warm_start(self, start: ALS, iterations: int) -> Iterator[ALS]:
+        """Within the block, a fit runs ``iterations`` sweeps from ``start``'s factors rather than random ones.
+
+        Users and items ``start`` knows begin at its factors, the others as implicit
+        initializes them. Refitting on a little more data or with another penalty (a
+        tuning's trials, its validation part added back) converges in a few sweeps where a
+        random start needs all of them. A GPU model's fit starts cold, with all its iterations.
+        """
+        self.start = None if self.params["use_gpu"] else (start, iterations)
+        try:
+            yield self
+        finally:
+            self.start = None
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         params = {key: value for key, value in self.params.items() if key != "weighting"}
@@ -65,8 +84,10 @@ class ALS(Recommender):
         # The constructor checks the BLAS threads (and warns once), so it is built inside the limit too.
         with threadpool_limits(limits=1, user_api="blas"):
             self.model = AlternatingLeastSquares(**params, calculate_training_loss=False)
+            if self.start is not None:
+                self._start_from(*self.start)
             # implicit's own bar (show_progress) would redraw in place in a log too: ours prints lines there
-            with progress.Bar(self.params["iterations"], "als", "iterations") as counter:
+            with progress.Bar(self.model.iterations, "als", "iterations") as counter:
                 self.model.fit(
                     reweight(matrix, self.params["weighting"]),
                     show_progress=False,
@@ -75,6 +96,20 @@ class ALS(Recommender):
         model = self.model.to_cpu() if self.params["use_gpu"] else self.model
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+
+    def _start_from(self, start: ALS, iterations: int) -> None:
+        """Set implicit's initial factors to ``start``'s where it knows the user or item, and its iterations."""
+        rng = np.random.default_rng(self.params["random_state"])
+        for side, index, known, factors in (
+            ("user_factors", self.user_index, start.user_index, start.user_factors),
+            ("item_factors", self.item_index, start.item_index, start.item_factors),
+        ):
+            initial = rng.random((len(index), self.params["factors"]), dtype=np.float32) * 0.01  # as implicit's
+            positions = known.get_indexer(index)
+            found = positions >= 0
+            initial[found] = factors[positions[found]]
+            setattr(self.model, side, initial)
+        self.model.iterations = iterations
 
     def _scores(self, rows: np.ndarray, matrix_rows: sp.csr_matrix) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
