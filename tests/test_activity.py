@@ -344,7 +344,7 @@ def test_simulate_twice_leaves_the_event_count_unchanged(small_warehouse: pipeli
         events = _count(conn, "app.viewing_events")
     second = cli(target, *command)
     assert second.returncode == 0, second.stderr
-    assert "already in the warehouse, skipped" in second.stdout
+    assert "already written, skipped" in second.stdout
     with closing(target.connect()) as conn:
         assert _count(conn, "app.viewing_events") == events
     truth = pd.read_csv(tmp_path / "truth.csv")

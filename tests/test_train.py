@@ -154,7 +154,7 @@ def test_evaluate_on_the_warehouse_scores_models_against_the_simulated_tastes(
     # the fixture's own cohort again: nothing is written, the tastes are
     simulated = cli(target, "simulate", "--users", "500", "--days", "14", "--truth", str(tastes))
     assert simulated.returncode == 0, simulated.stderr
-    assert "already in the warehouse, skipped" in simulated.stdout
+    assert "already written, skipped" in simulated.stdout
     result = cli(target, "evaluate", "--models", "popularity,ease", "--truth", str(tastes), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}

@@ -90,10 +90,10 @@ class WriteResult:
     kind: str
     batch_id: str
     rows: int
-    written: bool  # False: this exact batch was already in the warehouse
+    written: bool  # False: this exact batch was already written (in the warehouse, or the lake)
 
     def __str__(self) -> str:
-        state = "written" if self.written else "already in the warehouse, skipped"
+        state = "written" if self.written else "already written, skipped"
         return f"{self.kind} batch {self.batch_id}: {self.rows:,} rows {state}"
 
 

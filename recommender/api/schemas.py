@@ -223,7 +223,7 @@ class WriteResult(Schema):
     kind: str
     batch_id: str
     rows: int
-    written: bool = Field(description="false: this exact batch was already in the warehouse")
+    written: bool = Field(description="false: this exact batch was already written")
 
 
 class Event(Schema):
