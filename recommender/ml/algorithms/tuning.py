@@ -50,7 +50,7 @@ import scipy.sparse as sp
 from recommender.errors import InvalidArgumentError
 from recommender.ml import splits
 from recommender.ml.algorithms.als import ALS
-from recommender.ml.algorithms.base import Recommender, mark_seen, to_matrix
+from recommender.ml.algorithms.base import Recommender, mark_seen, to_matrix, top_k
 from recommender.ml.algorithms.blend import Blend, standardize
 from recommender.ml.algorithms.ease import EASE
 
@@ -119,11 +119,7 @@ def ndcg(scores: np.ndarray, seen: sp.csr_matrix, truth: sp.csr_matrix, k: int =
     """Mean nDCG@k of ``scores`` (users x items; seen items excluded) against ``truth`` (> 0: relevant)."""
     scores = scores.copy()
     mark_seen(scores, seen)
-    # the top k unordered (no negated copy: this runs a dozen times a tuning), then ordered
-    k = min(k, scores.shape[1])
-    part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    items = np.take_along_axis(part, order, axis=1)
+    items, _ = top_k(scores, k)
     hits = np.asarray(truth[np.arange(len(items))[:, None], items].todense()) > 0
     discounts = 1 / np.log2(np.arange(2, k + 2))
     dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
