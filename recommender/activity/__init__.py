@@ -4,9 +4,11 @@
 ``activity.ensure_schema(conn)``, ``activity.write_users / write_events / write_ratings``
 (validated, idempotent, atomic), ``activity.read_*``, ``activity.delete_*``, and the batch
 models. Modules: ``frames`` (vocabularies, pandera models), ``schema`` (the DDL, ``sql/app.sql``),
-``writes``, ``reads``, ``experiments`` (arms, assignments, impressions), ``simulate`` (the built-in simulator).
+``checks`` (what a batch is checked against), ``writes``, ``reads``, ``experiments`` (arms,
+assignments, impressions), ``simulate`` (the built-in simulator).
 """
 
+from recommender.activity.checks import LIVE, BatchError, KnownUsers, Place
 from recommender.activity.experiments import (
     Arm,
     Experiment,
@@ -40,10 +42,6 @@ from recommender.activity.frames import (
 from recommender.activity.reads import read_events, read_ratings, read_users
 from recommender.activity.schema import ensure_schema
 from recommender.activity.writes import (
-    LIVE,
-    BatchError,
-    KnownUsers,
-    Place,
     PreparedBatch,
     WriteResult,
     delete_events,

@@ -25,6 +25,7 @@ import pyarrow as pyarrow_lib
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from recommender.activity.checks import LIVE, Place, _no_problems, _refuse_if_any, _unknown_references, _validate
 from recommender.activity.frames import (
     ARM_PATTERN,
     ASSIGNMENT_COLUMNS,
@@ -35,17 +36,7 @@ from recommender.activity.frames import (
     ImpressionBatch,
     SlateUtilityBatch,
 )
-from recommender.activity.writes import (
-    LIVE,
-    Place,
-    PreparedBatch,
-    WriteResult,
-    _no_problems,
-    _refuse_if_any,
-    _unknown_references,
-    _validate,
-    write_prepared,
-)
+from recommender.activity.writes import PreparedBatch, WriteResult, write_prepared
 from recommender.errors import ConflictError, InvalidArgumentError, MissingError
 
 

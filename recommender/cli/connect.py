@@ -41,8 +41,8 @@ def add_lake_option(parser: argparse.ArgumentParser, what: str) -> None:
         nargs="?",
         const=LAKE_DIR,
         metavar="DIR",
-        help=f"write {what} into the activity lake (Parquet; default folder {LAKE_DIR.relative_to(PROJECT_ROOT)}),"
-        " not PostgreSQL: the spark path at scale",
+        help=f"write {what} into the activity lake DIR (Parquet), not PostgreSQL: the spark path at scale"
+        f" (default: off; a bare --lake: {LAKE_DIR.relative_to(PROJECT_ROOT)})",
     )
 
 

@@ -26,11 +26,9 @@ How (all inside ``fit``, so evaluation protocols see a model that tuned on its t
 5. Refit the chosen blend on all the interactions (a component of weight 0 is left out);
    ALS starts from the factors its tuning fitted and runs ``REFIT_SWEEPS`` sweeps.
 
-The default search is small (``MAX_TRIALS``: textbook EASE, then a lighter ALS penalty, the
-two settings that moved on the data sets measured), so that tuning and refitting cost about
-twice the fixed blend's fit (on ML-100k 4 to 5 times one ALS fit, on a 20k-title catalogue
-under 2 times: ``docs/benchmarks.md``); a larger ``max_trials`` goes on to the ``l2`` steps
-and ALS's heavier penalty.
+The default search is small (``MAX_TRIALS``: textbook EASE, then a lighter ALS penalty, the two
+settings that moved on the data sets measured): tuning and refitting cost about twice the fixed
+blend's fit (``docs/benchmarks.md``); a larger ``max_trials`` goes on to the ``l2`` steps.
 
 Validation nDCG@10 is the objective. The content component (with ``features``) keeps its
 default weight and fade: validation users all have history, where it fades out.
