@@ -207,7 +207,7 @@ def test_the_simulator_writes_a_lake_directly_validated_and_once_as_an_export_la
             for where in (folder, built.lake)
         )
         assert ours == exported, name
-    files = sorted((folder / "app").rglob("*.parquet"))  # the catalogue is copied afresh each time
+    files = sorted((folder / "app").rglob("*.parquet"))  # the activity (export refreshes the catalogue)
     again = cli(target, *simulate, "--lake", str(folder))
     assert again.returncode == 0 and again.stdout.count("skipped") == 2
     assert sorted((folder / "app").rglob("*.parquet")) == files and lake.written_directly(folder) == written
@@ -220,6 +220,10 @@ def test_the_simulator_writes_a_lake_directly_validated_and_once_as_an_export_la
         assert set(lake.export(conn, folder)) == {"marts.catalogue"}  # the lake keeps its own activity
         with pytest.raises(InvalidArgumentError, match="exported from PostgreSQL"):
             lake.LakeWriter(conn, built.lake)
+        half = tmp_path / "half"  # a new lake whose making was killed after its first step
+        (half / lake.BATCHES).mkdir(parents=True)
+        lake.LakeWriter(conn, half)
+        assert all(lake.folder(half, lake.TABLE[name]).is_dir() for name in (*lake.DIRECT, "marts.catalogue"))
     refused = cli(target, *simulate, "--lake", str(folder), "--replace")
     assert refused.returncode == 2 and "--replace deletes rows" in refused.stderr
 

@@ -134,17 +134,19 @@ class LakeWriter:
 
     def __init__(self, conn: connection, lake_dir: Path = LAKE_DIR) -> None:
         self.conn, self.lake_dir = conn, lake_dir
-        if (lake_dir / BATCHES).is_dir():
-            return
-        if any(folder(lake_dir, TABLE[name]).is_dir() for name in DIRECT):
-            raise InvalidArgumentError(
-                f"{lake_dir} holds activity exported from PostgreSQL; write directly into another folder"
-            )
+        if not (lake_dir / BATCHES).is_dir():
+            if any(folder(lake_dir, TABLE[name]).is_dir() for name in DIRECT):
+                raise InvalidArgumentError(
+                    f"{lake_dir} holds activity exported from PostgreSQL; write directly into another folder"
+                )
+            # first: from here on the lake is written directly (export leaves app alone), even if made half
+            (lake_dir / BATCHES).mkdir(parents=True, exist_ok=True)
         for name in DIRECT:  # the tables, no rows yet: each has its columns for Spark
-            chunk, schema = next(_read(conn, TABLE[name], sql.SQL("false"), []))
-            write_partitioned(chunk, lake_dir, TABLE[name], schema)
-        (lake_dir / BATCHES).mkdir()  # from here on the lake is written directly: export leaves app alone
-        export(conn, lake_dir)  # the catalogue
+            if not folder(lake_dir, TABLE[name]).is_dir():
+                chunk, schema = next(_read(conn, TABLE[name], sql.SQL("false"), []))
+                write_partitioned(chunk, lake_dir, TABLE[name], schema)
+        if not folder(lake_dir, TABLE["marts.catalogue"]).is_dir():
+            export(conn, lake_dir)  # the catalogue
 
     def read_table(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         return read_table(self.conn, name, columns=columns)
@@ -232,11 +234,12 @@ def write_partitioned(
         schema = schema.append(pa.field(table.partition, pa.date32())) if schema is not None else None
     rows = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     name = f"part-{name or uuid.uuid4().hex}-{{i}}.parquet"
-    if table.partition is not None and not len(frame) and not path.is_dir():
-        # no rows, no day: one empty file under the null day (Spark's name for it) gives the table its columns
-        empty = path / f"{table.partition}=__HIVE_DEFAULT_PARTITION__"
-        empty.mkdir(parents=True)
-        pq.write_table(rows.drop_columns([table.partition]), empty / name.format(i=0))
+    if not len(frame) and not path.is_dir():
+        # no rows (pyarrow would write no file): one empty file gives the table its columns, under the null
+        # day (Spark's name for it) where the table has days
+        empty = path / f"{table.partition}=__HIVE_DEFAULT_PARTITION__" if table.partition else path
+        empty.mkdir(parents=True, exist_ok=True)  # another writer may be making it too
+        pq.write_table(rows.drop_columns([table.partition]) if table.partition else rows, empty / name.format(i=0))
         return
     partitions = [table.partition] if table.partition else None
     pq.write_to_dataset(rows, path, partition_cols=partitions, basename_template=name)
