@@ -92,10 +92,16 @@ def folder(lake_dir: Path, table: LakeTable) -> Path:
     return lake_dir.joinpath(*table.name.split("."))
 
 
+def is_direct(lake_dir: Path) -> bool:
+    """Whether the lake is written directly (``LakeWriter``) rather than fed by ``export``."""
+    return (lake_dir / BATCHES).is_dir()
+
+
 def written_directly(lake_dir: Path) -> dict[str, int] | None:
     """The batches written into the lake directly (batch id -> rows); None for a lake fed by ``export``."""
-    batches = lake_dir / BATCHES
-    return {path.name: int(path.read_text()) for path in batches.iterdir()} if batches.is_dir() else None
+    if not is_direct(lake_dir):
+        return None
+    return {path.name: int(path.read_text()) for path in (lake_dir / BATCHES).iterdir()}
 
 
 def export(conn: connection, lake_dir: Path = LAKE_DIR, *, full: bool = False) -> dict[str, int]:
@@ -104,7 +110,7 @@ def export(conn: connection, lake_dir: Path = LAKE_DIR, *, full: bool = False) -
     A lake written directly keeps its own ``DIRECT`` tables: only the others are copied.
     """
     moved = {}
-    direct = (lake_dir / BATCHES).is_dir()
+    direct = is_direct(lake_dir)
     for table in TABLES:
         if direct and table.name in DIRECT:
             continue
@@ -134,7 +140,7 @@ class LakeWriter:
 
     def __init__(self, conn: connection, lake_dir: Path = LAKE_DIR) -> None:
         self.conn, self.lake_dir = conn, lake_dir
-        if not (lake_dir / BATCHES).is_dir():
+        if not is_direct(lake_dir):
             if any(folder(lake_dir, TABLE[name]).is_dir() for name in DIRECT):
                 raise InvalidArgumentError(
                     f"{lake_dir} holds activity exported from PostgreSQL; write directly into another folder"
@@ -143,8 +149,8 @@ class LakeWriter:
             (lake_dir / BATCHES).mkdir(parents=True, exist_ok=True)
         for name in DIRECT:  # the tables, no rows yet: each has its columns for Spark
             if not folder(lake_dir, TABLE[name]).is_dir():
-                chunk, schema = next(_read(conn, TABLE[name], sql.SQL("false"), []))
-                write_partitioned(chunk, lake_dir, TABLE[name], schema)
+                columns, schema = _no_rows(conn, TABLE[name])
+                write_partitioned(columns, lake_dir, TABLE[name], schema)
         if not folder(lake_dir, TABLE["marts.catalogue"]).is_dir():
             export(conn, lake_dir)  # the catalogue
 
@@ -183,12 +189,17 @@ class LakeWriter:
         record = self.lake_dir / BATCHES / batch_id
         if record.is_file():
             return activity.WriteResult(batch.kind, batch_id, rows, written=False)
-        _, schema = next(_read(self.conn, TABLE[name], sql.SQL("false"), []))
+        _, schema = _no_rows(self.conn, TABLE[name])
         frame = batch.table.to_pandas().assign(batch_id=batch_id, written_at=pd.Timestamp.now(tz="UTC"))
         frame = frame.reindex(columns=schema.names)  # the table's columns in its order (impression_id: null)
         write_partitioned(frame, self.lake_dir, TABLE[name], schema, name=batch_id)
         record.write_text(str(rows))  # after the files: until then the batch counts as not written
         return activity.WriteResult(batch.kind, batch_id, rows, written=True)
+
+
+def _no_rows(conn: connection, table: LakeTable) -> tuple[pd.DataFrame, pa.Schema]:
+    """``table``'s columns with no rows, and their Arrow schema, as PostgreSQL types them."""
+    return next(_read(conn, table, sql.SQL("false"), []))
 
 
 def _read(
