@@ -1,6 +1,7 @@
 """The activity build and ALS on PostgreSQL + implicit against Spark local[2] and a two-worker cluster, same run.
 
-On a throw-away embedded PostgreSQL holding the sample catalogue, for each size N users over 31 days:
+On a throw-away embedded PostgreSQL holding the sample catalogue, for each size N users over ``--days`` days
+(31 unless told):
 - simulate N users (not timed against anything: the input of both sides);
 - PostgreSQL: write the users and events through ``recommender.activity`` (COPY), then
   ``dbt run --selector activity --full-refresh`` (staging, core viewing events, ratings and users,
@@ -13,7 +14,7 @@ Peak memory is the peak resident set of each side's processes, sampled every 0.2
 server's processes and dbt's for PostgreSQL; this process (its JVM included) for implicit and
 local Spark; and the master's, workers' and executors' JVMs too for the cluster.
 
-    python bench/spark_scale.py [--sizes 10000 100000 1000000] [--driver-memory 3g] [--worker-memory 2g]
+    python bench/spark_scale.py [--sizes 10000 100000 1000000] [--days 31] [--driver-memory 3g] [--worker-memory 2g]
 
 Prints `name: value unit` lines, the ratio Spark/PostgreSQL of each step at each size, each
 engine's seconds per million events, and an extrapolation from the measured slope (seconds per
@@ -46,7 +47,6 @@ from recommender.spark.cluster import StandaloneCluster
 from recommender.warehouse.dbt import run_dbt
 from recommender.warehouse.targets import PROJECT_ROOT, Target, read_table, throwaway_warehouse
 
-DAYS = 31
 COHORT = 100_000  # users simulated at once
 
 
@@ -147,6 +147,7 @@ def spark_side(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--days", type=int, default=31, help="days simulated per user (default: %(default)s)")
     parser.add_argument("--driver-memory", default="3g")
     parser.add_argument("--executor-memory", default="1536m")
     parser.add_argument("--worker-memory", default="2g")
@@ -171,7 +172,7 @@ def main() -> None:
                 parts = []
                 for begin in range(0, size, COHORT):
                     config = SimulationConfig(
-                        users=min(COHORT, size - begin), days=DAYS, seed=begin, first_user_id=first_user
+                        users=min(COHORT, size - begin), days=args.days, seed=begin, first_user_id=first_user
                     )
                     first_user += config.users
                     parts.append(simulate(features, config))

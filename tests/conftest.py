@@ -22,13 +22,17 @@ from pathlib import Path
 import psycopg2
 import pytest
 import uvicorn
+from export_copies import copy_export
 from fastapi.testclient import TestClient
+from live_warehouse import COHORT
+from queries import query
 
 from recommender.activity.simulate import SimulationConfig
 from recommender.api import keys
 from recommender.api.app import create_app
 from recommender.api.database import Settings
 from recommender.refresh import pipeline
+from recommender.warehouse import exports
 from recommender.warehouse.embedded import SUPERUSER, EmbeddedServer, free_port
 from recommender.warehouse.targets import (
     PROJECT_ROOT,
@@ -43,19 +47,33 @@ from recommender.warehouse.targets import (
 REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "data" / "netflix"
 # a test that asks for one of these fixtures (directly or through others) needs a database: marked ``database``
 DATABASE_FIXTURES = {"server", "embedded"}
+# the session's shared warehouses: a test module that uses one runs in the worker that built it
+SHARED_WAREHOUSES = {"sample_warehouse", "real_warehouse", "writable_api", "api"}
+EVERY_SERVER = os.environ.get("NETFLIX_TEST_EVERY_SERVER") == "1"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs a PostgreSQL ``database``; ``make test-fast`` runs the others (-m "not database")."""
+    """Mark every test that needs a PostgreSQL ``database`` (``make test-fast`` runs the others: -m "not database"),
+    skip ``one_server`` tests on the external server, and group each server's tests for pytest-xdist."""
+    sharing = {item.module.__name__ for item in items if SHARED_WAREHOUSES & set(item.fixturenames)}
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if DATABASE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.database)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        # pytest-xdist (make test: -n 2 --dist loadgroup) runs each server's tests in one worker, so the
-        # servers' passes run side by side and each session fixture (a built warehouse) is built once
+        if params.get("server") == "external" and item.get_closest_marker("one_server") and not EVERY_SERVER:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="judges our code, not the server: run on the embedded server"
+                    " (NETFLIX_TEST_EVERY_SERVER=1 runs it on the external one too)"
+                )
+            )
+        # pytest-xdist (make test: -n 2 --dist loadgroup) runs a group in one worker. The tests that share a
+        # session warehouse form one group per server, so each is built once; a module that shares none is a
+        # group of its own (per server), which either worker can take: the two workers end close together.
         if group := params.get("server") or ("embedded" if "embedded" in fixtures else None):
-            item.add_marker(pytest.mark.xdist_group(group))
+            own = item.module.__name__ not in sharing
+            item.add_marker(pytest.mark.xdist_group(f"{group}-{item.module.__name__}" if own else group))
 
 
 def _external_server() -> Target:
@@ -238,3 +256,50 @@ def serving(target: Target) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@dataclass
+class Live:
+    """A warehouse refreshed from ``folder`` (a copy of the sample), with the API on it."""
+
+    target: Target
+    folder: Path
+    work: Path
+    api: Api
+
+    def refresh(self, folder: Path | None = None, **options: object) -> pipeline.Summary:
+        return pipeline.run(
+            self.target,
+            folder or self.folder,
+            work_dir=self.work / "dbt",  # one folder, as make run's: each refresh's parse starts from the last
+            simulation=COHORT,
+            exports_dir=self.work / "exports",
+            **options,
+        )
+
+    def copy(self, tmp_path: Path) -> Path:
+        """A copy of the export the warehouse lives on, to break or change."""
+        return copy_export(self.folder, tmp_path / "export")
+
+    def assert_serving(self) -> None:
+        """The API answers recommendations from the current run."""
+        ((user_id,),) = query(self.target, "select min(user_id) from marts.user_recommendations")
+        answer = self.api.client.get(f"/users/{user_id}/recommendations", headers=self.api.headers("analyst"))
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["items"]) == 20
+
+
+@pytest.fixture(scope="module")
+def live(server: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A warehouse of the test module's own, refreshed from a copy of the sample, that its tests live on in turn."""
+    target = server.with_database(f"nw_test_refresh_{os.getpid()}_{time.monotonic_ns() % 10**6}")
+    ensure_database(target)
+    work = PROJECT_ROOT / "target" / "pytest" / target.database
+    folder = copy_export(exports.SAMPLE_DIR, tmp_path_factory.mktemp("export") / "sample")
+    try:
+        pipeline.run(target, folder, work_dir=work / "dbt", simulation=COHORT, exports_dir=work / "exports")
+        with api_for(target) as api:
+            yield Live(target, folder, work, api)
+    finally:
+        drop_database(target)
+        shutil.rmtree(work, ignore_errors=True)

@@ -119,6 +119,7 @@ def test_real_export_resaved_without_index_with_bom_and_lf_loads_the_same(
     assert query(database, "select count(*), count(index) from raw.raw_titles") == [(REAL_COUNTS["raw.raw_titles"], 0)]
 
 
+@pytest.mark.one_server
 def test_switching_between_copies_with_and_without_index_keeps_the_raw_table_s_shape(
     database: Target, tmp_path: Path, work_dir: Path
 ) -> None:
