@@ -55,7 +55,7 @@ EVERY_SERVER = os.environ.get("NETFLIX_TEST_EVERY_SERVER") == "1"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs a PostgreSQL ``database`` (``make test-fast`` runs the others: -m "not database"),
     skip ``one_server`` tests on the external server, and group each server's tests for pytest-xdist."""
-    sharing = {item.module.__name__ for item in items if SHARED_WAREHOUSES & set(item.fixturenames)}
+    sharing = {item.module.__name__ for item in items if SHARED_WAREHOUSES & set(getattr(item, "fixturenames", ()))}
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if DATABASE_FIXTURES & fixtures:
