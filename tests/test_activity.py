@@ -362,6 +362,7 @@ def _images(outputs: list[nbformat.NotebookNode]) -> list[str]:
     return [output.data["image/png"] for output in outputs if "image/png" in output.get("data", {})]
 
 
+@pytest.mark.one_server
 def test_the_notebook_runs_twice(small_warehouse: pipeline.Summary, work_dir: Path) -> None:
     """Executed from scratch twice on one warehouse: the second cohort takes ids past the first, no errors, charts."""
     env = {**small_warehouse.target.env(), "DBT_TARGET_PATH": str(work_dir), "DBT_LOG_PATH": str(work_dir / "logs")}

@@ -26,6 +26,7 @@ REAL_CORE_COUNTS = {
 
 
 @pytest.mark.real_export
+@pytest.mark.one_server
 def test_real_export_core_counts_and_links(real_warehouse: pipeline.Summary) -> None:
     target = real_warehouse.target
     assert {name: real_warehouse.row_counts[name] for name in REAL_CORE_COUNTS} == REAL_CORE_COUNTS

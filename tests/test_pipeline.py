@@ -101,12 +101,14 @@ def test_credits_keep_null_like_characters_and_trim_names(sample_warehouse: pipe
 
 
 @pytest.mark.real_export
+@pytest.mark.one_server
 def test_real_export_loads_every_row(real_warehouse: pipeline.Summary) -> None:
     assert {name: real_warehouse.row_counts[name] for name in REAL_COUNTS} == REAL_COUNTS
     assert _statuses(real_warehouse) <= {"success", "pass"}
 
 
 @pytest.mark.real_export
+@pytest.mark.one_server
 def test_real_export_resaved_without_index_with_bom_and_lf_loads_the_same(
     database: Target, real_export: Path, tmp_path: Path, work_dir: Path
 ) -> None:
@@ -145,7 +147,7 @@ def test_switching_between_copies_with_and_without_index_keeps_the_raw_table_s_s
     assert header == ["index", *source_header] and rows == [["", *row] for row in source_rows]
 
 
-@pytest.fixture(params=["sample", "real"])
+@pytest.fixture(params=["sample", pytest.param("real", marks=pytest.mark.one_server)])
 def loaded_export(request: pytest.FixtureRequest, database: Target, work_dir: Path) -> tuple[Target, Path]:
     """A database holding an export, and that export's folder."""
     folder = request.getfixturevalue("real_export") if request.param == "real" else exports.SAMPLE_DIR
@@ -169,7 +171,9 @@ def test_corrupted_export_fails_naming_raw_titles_and_keeps_every_raw_table(
 def test_plain_dbt_seed_of_a_bad_file_fails_and_leaves_the_table_as_it_was(
     database: Target, tmp_path: Path, work_dir: Path
 ) -> None:
-    pipeline.run(database, work_dir=work_dir / "first", simulation=None)
+    good = exports.prepare(exports.locate(exports.SAMPLE_DIR), work_dir / "good")
+    seeded = run_dbt(["seed"], database, raw_dir=good, target_path=work_dir, capture=True)
+    assert seeded.returncode == 0, seeded.stdout
     before = _raw_snapshot(database)
     bad = exports.prepare(
         exports.locate(

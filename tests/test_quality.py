@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import closing
 from pathlib import Path
 
@@ -16,8 +17,11 @@ def test_suites_pass_on_the_sample_and_write_data_docs(sample_warehouse: pipelin
     report = sample_warehouse.quality
     assert report.failures == []
     assert report.evaluated == sum(len(expectations) for expectations in quality.suites().values())
-    assert report.docs.is_file()
-    assert "marts.catalogue" in report.docs.read_text() or any(report.docs.parent.rglob("*catalogue*"))
+    # the index links this run's page of every suite, and each suite's own page
+    site, index = report.docs.parent, report.docs.read_text()
+    for schema, table in quality.suites():
+        (page,) = set(re.findall(rf"validations/{schema}/{table}/[^'\"]+\.html", index))
+        assert (site / page).is_file() and (site / "expectations" / schema / f"{table}.html").is_file()
 
 
 def test_a_failed_expectation_fails_with_what_failed(database: Target, work_dir: Path) -> None:

@@ -19,7 +19,7 @@ from export_copies import edit_file, edit_rows
 from live_warehouse import checksums, rows_of
 from queries import query
 
-from recommender.refresh import generations, pipeline
+from recommender.refresh import audit, generations, pipeline
 from recommender.warehouse import exports
 
 # the exports dbt's tests refuse cost a build each: they judge the pipeline, so on one server
@@ -66,6 +66,7 @@ def test_a_refused_generation_is_kept_for_inspection_and_lists_every_reason(live
 
 @pytest.mark.one_server
 def test_a_shrink_of_the_same_export_is_refused_unless_accepted(live: Live) -> None:
+    live.on_its_export()
     before = checksums(live.target)
     saved = live.folder.with_name("saved")
     shutil.copytree(live.folder, saved)
@@ -74,17 +75,25 @@ def test_a_shrink_of_the_same_export_is_refused_unless_accepted(live: Live) -> N
         with pytest.raises(pipeline.RefusedError, match=r"core\.credits would shrink by \d+% .* more than the 10%"):
             live.refresh()
         assert checksums(live.target) == before
-        with pytest.raises(pipeline.RefusedError, match=r"would shrink"):
-            live.refresh(max_shrink=0.3)
         summary = live.refresh(allow_shrink=True)
         assert (
             summary.row_counts["raw.raw_credits"] == (rows_of(before, "raw.raw_credits") + 1) // 2 - 1
         )  # the header kept
+        live.assert_serving()
     finally:
         shutil.rmtree(live.folder)
         saved.rename(live.folder)
-    live.refresh()  # and back
-    live.assert_serving()
+
+
+def test_shrinkage_counts_only_past_the_share_and_only_against_the_same_export() -> None:
+    live = {"core.credits": 1000, "core.titles": 100, "app.users": 0}
+    half = {"core.credits": 500, "core.titles": 100, "app.users": 0}
+    assert audit.shrinkage(live, half, max_shrink=0.6, same_export=True) == []
+    (reason,) = audit.shrinkage(live, half, max_shrink=0.3, same_export=True)
+    assert reason.startswith("core.credits would shrink by 50% (1,000 -> 500 rows), more than the 30% allowed")
+    assert audit.shrinkage(live, half, max_shrink=0.3, same_export=False) == []  # another export may be smaller
+    emptied = audit.shrinkage(live, {**half, "core.titles": 0}, max_shrink=0.9, same_export=False)
+    assert emptied == ["core.titles would become empty (it holds 100 rows now)"]
 
 
 def test_activity_the_new_catalogue_would_orphan_is_refused(live: Live, tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def _kill_at(live: Live, folder: Path, stage: str) -> str:
             "-c",
             RUNNER.format(users=COHORT.users, days=COHORT.days),
             str(folder),
-            str(live.work / f"killed-{stage}"),
+            str(live.work / "dbt"),  # the live warehouse's own, as a killed make run leaves it for the next
             str(live.work / "exports"),
         ],
         cwd=PROJECT_ROOT,

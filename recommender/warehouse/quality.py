@@ -16,6 +16,7 @@ from pathlib import Path
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
 from recommender.errors import BadInputError
 from recommender.warehouse.identifiers import CONTENT_ID_PATTERN
@@ -179,13 +180,16 @@ def validate(
             definition = gx.ValidationDefinition(name=name, data=batch, suite=suite)
             definitions.append(context.validation_definitions.add_or_update(definition))
         checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name="warehouse",
-                validation_definitions=definitions,
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-            )
+            gx.Checkpoint(name="warehouse", validation_definitions=definitions)
         )
         result = checkpoint.run()
+        # one build of Data Docs for the whole run: UpdateDataDocsAction rebuilds the site once per table
+        context.build_data_docs(
+            resource_identifiers=[
+                *result.run_results,
+                *(ExpectationSuiteIdentifier(name=validation.suite_name) for validation in result.run_results.values()),
+            ]
+        )
     failures = []
     evaluated = 0
     for validation in result.run_results.values():
