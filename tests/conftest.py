@@ -53,8 +53,8 @@ EVERY_SERVER = os.environ.get("NETFLIX_TEST_EVERY_SERVER") == "1"
 LOST_GROUPS = pytest.StashKey[list[str]]()
 
 
-# first: pytest-xdist's own hook (a plugin registered before this conftest) reads the xdist_group marks into the
-# node ids it schedules by
+# before pytest-xdist's own hook, which reads the xdist_group marks into the node ids it schedules by: its worker
+# plugin is registered after this conftest, so pluggy would otherwise call it first
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs a PostgreSQL ``database`` (``make test-fast`` runs the others: -m "not database"),
@@ -299,8 +299,8 @@ class Live:
         return _refresh(self.target, folder or self.folder, self.work, **options)
 
     def on_its_export(self) -> None:
-        """Make ``folder``'s export the live one again if a test before left another live (a refresh, or nothing):
-        a test leaves the export it changed to, and one that needs the sample's catalogue starts here."""
+        """Refresh from ``folder`` only if a test before left another export live: a test leaves the export it
+        changed to, and one that needs the sample's catalogue starts here."""
         with closing(self.target.connect()) as conn:
             current = generations.live(conn)
         if current.fingerprint != generations.Generation.new(self.folder, exports.locate(self.folder)).fingerprint:
