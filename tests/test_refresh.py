@@ -86,13 +86,13 @@ def test_a_shrink_of_the_same_export_is_refused_unless_accepted(live: Live) -> N
 
 
 def test_shrinkage_counts_only_past_the_share_and_only_against_the_same_export() -> None:
-    live = {"core.credits": 1000, "core.titles": 100, "app.users": 0}
+    now = {"core.credits": 1000, "core.titles": 100, "app.users": 0}
     half = {"core.credits": 500, "core.titles": 100, "app.users": 0}
-    assert audit.shrinkage(live, half, max_shrink=0.6, same_export=True) == []
-    (reason,) = audit.shrinkage(live, half, max_shrink=0.3, same_export=True)
+    assert audit.shrinkage(now, half, max_shrink=0.6, same_export=True) == []
+    (reason,) = audit.shrinkage(now, half, max_shrink=0.3, same_export=True)
     assert reason.startswith("core.credits would shrink by 50% (1,000 -> 500 rows), more than the 30% allowed")
-    assert audit.shrinkage(live, half, max_shrink=0.3, same_export=False) == []  # another export may be smaller
-    emptied = audit.shrinkage(live, {**half, "core.titles": 0}, max_shrink=0.9, same_export=False)
+    assert audit.shrinkage(now, half, max_shrink=0.3, same_export=False) == []  # another export may be smaller
+    emptied = audit.shrinkage(now, {**half, "core.titles": 0}, max_shrink=0.9, same_export=False)
     assert emptied == ["core.titles would become empty (it holds 100 rows now)"]
 
 
